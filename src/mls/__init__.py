@@ -1,0 +1,1 @@
+"""RFC 9420 Messaging Layer Security, sans-IO."""

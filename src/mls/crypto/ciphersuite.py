@@ -1,0 +1,222 @@
+"""MLS cipher suites (RFC 9420 §5.1, §17.1) and the labelled functions of §5.
+
+A :class:`CipherSuite` binds one suite's algorithms to a provider and offers
+the operations the protocol is written in: ``ExpandWithLabel``,
+``DeriveSecret``, ``RefHash``, ``SignWithLabel``/``VerifyWithLabel`` and
+``EncryptWithLabel``/``DecryptWithLabel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from ..codec import Writer, encode_varint
+from ..errors import CryptoError, UnsupportedError
+from .hpke import Hpke, curve_order
+from .kdf import hkdf_expand, hkdf_extract
+from .provider import AeadAlg, CryptoProvider, HashAlg, KemAlg, SignatureScheme
+
+_LABEL_PREFIX = b"MLS 1.0 "
+
+
+class CipherSuiteId(IntEnum):
+    """The cipher suites registered by RFC 9420 §17.1."""
+
+    MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 = 0x0001
+    MLS_128_DHKEMP256_AES128GCM_SHA256_P256 = 0x0002
+    MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519 = 0x0003
+    MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448 = 0x0004
+    MLS_256_DHKEMP521_AES256GCM_SHA512_P521 = 0x0005
+    MLS_256_DHKEMX448_CHACHA20POLY1305_SHA512_Ed448 = 0x0006
+    MLS_256_DHKEMP384_AES256GCM_SHA384_P384 = 0x0007
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteParams:
+    kem: KemAlg
+    aead: AeadAlg
+    hash: HashAlg
+    signature: SignatureScheme
+
+
+SUITES: dict[int, SuiteParams] = {
+    1: SuiteParams(KemAlg.DHKEM_X25519, AeadAlg.AES128GCM, HashAlg.SHA256, SignatureScheme.ED25519),
+    2: SuiteParams(
+        KemAlg.DHKEM_P256, AeadAlg.AES128GCM, HashAlg.SHA256,
+        SignatureScheme.ECDSA_SECP256R1_SHA256,
+    ),
+    3: SuiteParams(
+        KemAlg.DHKEM_X25519, AeadAlg.CHACHA20POLY1305, HashAlg.SHA256, SignatureScheme.ED25519
+    ),
+    4: SuiteParams(KemAlg.DHKEM_X448, AeadAlg.AES256GCM, HashAlg.SHA512, SignatureScheme.ED448),
+    5: SuiteParams(
+        KemAlg.DHKEM_P521, AeadAlg.AES256GCM, HashAlg.SHA512,
+        SignatureScheme.ECDSA_SECP521R1_SHA512,
+    ),
+    6: SuiteParams(
+        KemAlg.DHKEM_X448, AeadAlg.CHACHA20POLY1305, HashAlg.SHA512, SignatureScheme.ED448
+    ),
+    7: SuiteParams(
+        KemAlg.DHKEM_P384, AeadAlg.AES256GCM, HashAlg.SHA384,
+        SignatureScheme.ECDSA_SECP384R1_SHA384,
+    ),
+}
+
+# Private key sizes of the signature schemes (raw EdDSA seeds, ECDSA scalars).
+_SIG_SK_LEN = {
+    SignatureScheme.ED25519: 32,
+    SignatureScheme.ED448: 57,
+    SignatureScheme.ECDSA_SECP256R1_SHA256: 32,
+    SignatureScheme.ECDSA_SECP384R1_SHA384: 48,
+    SignatureScheme.ECDSA_SECP521R1_SHA512: 66,
+}
+_SIG_CURVE = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: KemAlg.DHKEM_P256,
+    SignatureScheme.ECDSA_SECP384R1_SHA384: KemAlg.DHKEM_P384,
+    SignatureScheme.ECDSA_SECP521R1_SHA512: KemAlg.DHKEM_P521,
+}
+
+
+def _label_struct(label: bytes, context: bytes) -> bytes:
+    """``struct { opaque label<V>; opaque content<V>; }`` with the MLS prefix."""
+    full = _LABEL_PREFIX + label
+    return encode_varint(len(full)) + full + encode_varint(len(context)) + context
+
+
+class CipherSuite:
+    """One MLS cipher suite over one provider (RFC 9420 §5)."""
+
+    __slots__ = ("hash_alg", "hpke", "id", "params", "provider")
+
+    def __init__(self, suite_id: int, provider: CryptoProvider) -> None:
+        params = SUITES.get(suite_id)
+        if params is None:
+            raise UnsupportedError(f"unsupported cipher suite 0x{suite_id:04x}")
+        self.id = suite_id
+        self.params = params
+        self.provider = provider
+        self.hash_alg = params.hash
+        self.hpke = Hpke(provider, params.kem, params.hash, params.aead)
+
+    def __repr__(self) -> str:
+        return f"CipherSuite({CipherSuiteId(self.id).name}, provider={self.provider.name})"
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def hash_length(self) -> int:
+        """``KDF.Nh``: the hash and KDF output length."""
+        return self.hash_alg.digest_size
+
+    @property
+    def aead_key_length(self) -> int:
+        return self.params.aead.key_size
+
+    @property
+    def aead_nonce_length(self) -> int:
+        return self.params.aead.nonce_size
+
+    @property
+    def signature_scheme(self) -> SignatureScheme:
+        return self.params.signature
+
+    # -- hash, MAC, KDF ------------------------------------------------------
+    def random(self, n: int) -> bytes:
+        return self.provider.random(n)
+
+    def hash(self, data: bytes) -> bytes:
+        return self.provider.hash(self.hash_alg, data)
+
+    def mac(self, key: bytes, data: bytes) -> bytes:
+        """MAC = HMAC with the suite's hash (RFC 9420 §5.1)."""
+        return self.provider.hmac(self.hash_alg, key, data)
+
+    def extract(self, salt: bytes, ikm: bytes) -> bytes:
+        return hkdf_extract(self.provider, self.hash_alg, salt, ikm)
+
+    def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        return hkdf_expand(self.provider, self.hash_alg, prk, info, length)
+
+    def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
+        """ExpandWithLabel (RFC 9420 §5.1)."""
+        info = length.to_bytes(2, "big") + _label_struct(label, context)
+        return self.expand(secret, info, length)
+
+    def derive_secret(self, secret: bytes, label: bytes) -> bytes:
+        """DeriveSecret (RFC 9420 §5.1)."""
+        return self.expand_with_label(secret, label, b"", self.hash_length)
+
+    def derive_tree_secret(
+        self, secret: bytes, label: bytes, generation: int, length: int
+    ) -> bytes:
+        """DeriveTreeSecret (RFC 9420 §9)."""
+        return self.expand_with_label(secret, label, generation.to_bytes(4, "big"), length)
+
+    def ref_hash(self, label: bytes, value: bytes) -> bytes:
+        """RefHash (RFC 9420 §5.2); ``label`` is used as given."""
+        w = Writer()
+        w.opaque(label)
+        w.opaque(value)
+        return self.hash(w.getvalue())
+
+    # -- signatures ------------------------------------------------------------
+    def sign_with_label(self, private_key: bytes, label: bytes, content: bytes) -> bytes:
+        """SignWithLabel (RFC 9420 §5.1.2)."""
+        return self.provider.sign(
+            self.params.signature, private_key, _label_struct(label, content)
+        )
+
+    def verify_with_label(
+        self, public_key: bytes, label: bytes, content: bytes, signature: bytes
+    ) -> bool:
+        """VerifyWithLabel (RFC 9420 §5.1.2); ``False`` for any invalid input."""
+        try:
+            return self.provider.verify(
+                self.params.signature, public_key, _label_struct(label, content), signature
+            )
+        except CryptoError:
+            return False
+
+    def signature_public_key(self, private_key: bytes) -> bytes:
+        return self.provider.signature_public_key(self.params.signature, private_key)
+
+    def generate_signature_key_pair(self) -> tuple[bytes, bytes]:
+        """A fresh (private, public) signature key pair from the provider's randomness."""
+        scheme = self.params.signature
+        n = _SIG_SK_LEN[scheme]
+        curve = _SIG_CURVE.get(scheme)
+        while True:
+            sk = bytearray(self.provider.random(n))
+            if curve is not None:
+                if curve is KemAlg.DHKEM_P521:
+                    sk[0] &= 0x01
+                order = curve_order(curve)
+                assert order is not None
+                if not 0 < int.from_bytes(sk, "big") < order:
+                    continue
+            return bytes(sk), self.provider.signature_public_key(scheme, bytes(sk))
+
+    # -- HPKE ------------------------------------------------------------------
+    def derive_key_pair(self, secret: bytes) -> tuple[bytes, bytes]:
+        """KEM.DeriveKeyPair (RFC 9180 §7.1.3) -> (private, public)."""
+        return self.hpke.derive_key_pair(secret)
+
+    def generate_hpke_key_pair(self) -> tuple[bytes, bytes]:
+        return self.hpke.generate_key_pair()
+
+    def hpke_public_key(self, private_key: bytes) -> bytes:
+        return self.provider.kem_public_key(self.params.kem, private_key)
+
+    def encrypt_with_label(
+        self, public_key: bytes, label: bytes, context: bytes, plaintext: bytes
+    ) -> tuple[bytes, bytes]:
+        """EncryptWithLabel (RFC 9420 §5.1.3) -> (kem_output, ciphertext)."""
+        return self.hpke.seal_base(public_key, _label_struct(label, context), b"", plaintext)
+
+    def decrypt_with_label(
+        self, private_key: bytes, label: bytes, context: bytes, kem_output: bytes, ciphertext: bytes
+    ) -> bytes:
+        """DecryptWithLabel (RFC 9420 §5.1.3); raises DecryptionError."""
+        return self.hpke.open_base(
+            kem_output, private_key, _label_struct(label, context), b"", ciphertext
+        )
