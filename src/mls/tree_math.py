@@ -1,0 +1,118 @@
+"""Array-based left-balanced binary tree arithmetic (RFC 9420 §4.2, Appendix C).
+
+Nodes are numbered in-order: leaves at even indices (leaf ``i`` is node
+``2i``), parents at odd ones. The tree always has ``2**k`` leaves for some
+``k``; ``n`` below is a number of leaves.
+"""
+
+from __future__ import annotations
+
+
+def log2(x: int) -> int:
+    return x.bit_length() - 1 if x > 0 else 0
+
+
+def level(x: int) -> int:
+    """Height of node ``x`` above the leaves (number of trailing 1 bits)."""
+    if x & 1 == 0:
+        return 0
+    k = 0
+    while (x >> k) & 1 == 1:
+        k += 1
+    return k
+
+
+def node_width(n: int) -> int:
+    """Number of nodes in a tree with ``n`` leaves."""
+    return 0 if n == 0 else 2 * (n - 1) + 1
+
+
+def root(n: int) -> int:
+    return (1 << log2(node_width(n))) - 1
+
+
+def left(x: int) -> int:
+    k = level(x)
+    if k == 0:
+        raise ValueError("leaf node has no children")
+    return x ^ (0x01 << (k - 1))
+
+
+def right(x: int) -> int:
+    k = level(x)
+    if k == 0:
+        raise ValueError("leaf node has no children")
+    return x ^ (0x03 << (k - 1))
+
+
+def parent(x: int, n: int) -> int:
+    if x == root(n):
+        raise ValueError("root node has no parent")
+    k = level(x)
+    b = (x >> (k + 1)) & 0x01
+    return (x | (1 << k)) ^ (b << (k + 1))
+
+
+def sibling(x: int, n: int) -> int:
+    p = parent(x, n)
+    return right(p) if x < p else left(p)
+
+
+def is_leaf(x: int) -> bool:
+    return x & 1 == 0
+
+
+def leaf_to_node(leaf: int) -> int:
+    return 2 * leaf
+
+
+def node_to_leaf(x: int) -> int:
+    return x >> 1
+
+
+def direct_path(x: int, n: int) -> list[int]:
+    """Parents of ``x`` up to and including the root (RFC 9420 §4.1)."""
+    r = root(n)
+    if x == r:
+        return []
+    d: list[int] = []
+    while x != r:
+        x = parent(x, n)
+        d.append(x)
+    return d
+
+
+def copath(x: int, n: int) -> list[int]:
+    """Siblings of ``x`` and of its ancestors below the root."""
+    if x == root(n):
+        return []
+    d = direct_path(x, n)
+    d.insert(0, x)
+    d.pop()
+    return [sibling(y, n) for y in d]
+
+
+def is_in_subtree(x: int, y: int) -> bool:
+    """True when ``y`` lies in the subtree rooted at ``x``."""
+    k = level(x)
+    return (x >> (k + 1)) == (y >> (k + 1))
+
+
+def common_ancestor(x: int, y: int) -> int:
+    """Lowest common ancestor of two nodes (RFC 9420 Appendix C)."""
+    if level(x) == 0 and x == y:
+        return x
+    xn, yn = x, y
+    k = 0
+    while xn != yn:
+        xn >>= 1
+        yn >>= 1
+        k += 1
+    return (xn << k) + (1 << (k - 1)) - 1
+
+
+def leaves_of(x: int) -> range:
+    """Leaf indices under node ``x``."""
+    k = level(x)
+    first = x - ((1 << k) - 1)  # leftmost node of the subtree, always a leaf
+    return range(first // 2, first // 2 + (1 << k))
