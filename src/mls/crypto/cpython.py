@@ -35,7 +35,8 @@ _SCALAR_LEN = {"secp256r1": 32, "secp384r1": 48, "secp521r1": 66}
 
 
 def _ec_private(curve: ec.EllipticCurve, sk: bytes) -> ec.EllipticCurvePrivateKey:
-    if len(sk) != _SCALAR_LEN[curve.name]:
+    # Some encoders strip leading zero octets of the scalar; accept those too.
+    if not 0 < len(sk) <= _SCALAR_LEN[curve.name]:
         raise CryptoError(f"{curve.name} private key must be {_SCALAR_LEN[curve.name]} bytes")
     try:
         return ec.derive_private_key(int.from_bytes(sk, "big"), curve)

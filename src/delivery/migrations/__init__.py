@@ -1,0 +1,1 @@
+"""Alembic migrations of the delivery service's schema, applied at start-up."""

@@ -1,0 +1,140 @@
+"""Leaf nodes, capabilities and lifetimes (RFC 9420 §7.2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from .codec import Reader, Struct, Writer, read_u16, write_u16
+from .credentials import Credential
+from .crypto import CipherSuite
+from .errors import DecodeError
+from .extensions import Extension, read_extensions, write_extensions
+
+PROTOCOL_VERSION_MLS10 = 0x0001
+
+
+class LeafNodeSource(IntEnum):
+    KEY_PACKAGE = 1
+    UPDATE = 2
+    COMMIT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities(Struct):
+    """What a client supports (RFC 9420 §7.2)."""
+
+    versions: tuple[int, ...]
+    cipher_suites: tuple[int, ...]
+    extensions: tuple[int, ...] = ()
+    proposals: tuple[int, ...] = ()
+    credentials: tuple[int, ...] = ()
+
+    def encode(self, w: Writer) -> None:
+        for v in (self.versions, self.cipher_suites, self.extensions, self.proposals,
+                  self.credentials):
+            w.vector(v, write_u16)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Capabilities:
+        return cls(*(tuple(r.vector(read_u16)) for _ in range(5)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime(Struct):
+    """Validity window in seconds since the Unix epoch (RFC 9420 §7.2)."""
+
+    not_before: int
+    not_after: int
+
+    def encode(self, w: Writer) -> None:
+        w.u64(self.not_before)
+        w.u64(self.not_after)
+
+    @classmethod
+    def decode(cls, r: Reader) -> Lifetime:
+        return cls(r.u64(), r.u64())
+
+
+@dataclass(frozen=True, slots=True)
+class LeafNode(Struct):
+    """``LeafNode`` (RFC 9420 §7.2).
+
+    ``lifetime`` is present iff the source is ``key_package``; ``parent_hash``
+    iff it is ``commit``.
+    """
+
+    encryption_key: bytes
+    signature_key: bytes
+    credential: Credential
+    capabilities: Capabilities
+    leaf_node_source: LeafNodeSource
+    lifetime: Lifetime | None = None
+    parent_hash: bytes = b""
+    extensions: tuple[Extension, ...] = ()
+    signature: bytes = b""
+
+    def _encode_content(self, w: Writer) -> None:
+        w.opaque(self.encryption_key)
+        w.opaque(self.signature_key)
+        self.credential.encode(w)
+        self.capabilities.encode(w)
+        w.u8(self.leaf_node_source)
+        if self.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
+            assert self.lifetime is not None, "key_package leaf nodes carry a lifetime"
+            self.lifetime.encode(w)
+        elif self.leaf_node_source == LeafNodeSource.COMMIT:
+            w.opaque(self.parent_hash)
+        write_extensions(w, self.extensions)
+
+    def encode(self, w: Writer) -> None:
+        self._encode_content(w)
+        w.opaque(self.signature)
+
+    @classmethod
+    def decode(cls, r: Reader) -> LeafNode:
+        encryption_key = r.opaque()
+        signature_key = r.opaque()
+        credential = Credential.decode(r)
+        capabilities = Capabilities.decode(r)
+        src = r.u8()
+        try:
+            source = LeafNodeSource(src)
+        except ValueError:
+            raise DecodeError(f"unknown leaf_node_source {src}") from None
+        lifetime = None
+        parent_hash = b""
+        if source == LeafNodeSource.KEY_PACKAGE:
+            lifetime = Lifetime.decode(r)
+        elif source == LeafNodeSource.COMMIT:
+            parent_hash = r.opaque()
+        extensions = read_extensions(r)
+        signature = r.opaque()
+        return cls(encryption_key, signature_key, credential, capabilities, source, lifetime,
+                   parent_hash, extensions, signature)
+
+    def tbs(self, group_id: bytes | None, leaf_index: int | None) -> bytes:
+        """``LeafNodeTBS``: for update/commit sources it binds group and leaf index."""
+        w = Writer()
+        self._encode_content(w)
+        if self.leaf_node_source in (LeafNodeSource.UPDATE, LeafNodeSource.COMMIT):
+            if group_id is None or leaf_index is None:
+                raise ValueError("update/commit leaf nodes are signed with group_id and leaf_index")
+            w.opaque(group_id)
+            w.u32(leaf_index)
+        return w.getvalue()
+
+    def signed(
+        self, cs: CipherSuite, signature_priv: bytes,
+        group_id: bytes | None = None, leaf_index: int | None = None,
+    ) -> LeafNode:
+        """A copy carrying a fresh signature (SignWithLabel "LeafNodeTBS")."""
+        sig = cs.sign_with_label(signature_priv, b"LeafNodeTBS", self.tbs(group_id, leaf_index))
+        return replace(self, signature=sig)
+
+    def verify(
+        self, cs: CipherSuite, group_id: bytes | None = None, leaf_index: int | None = None
+    ) -> bool:
+        return cs.verify_with_label(
+            self.signature_key, b"LeafNodeTBS", self.tbs(group_id, leaf_index), self.signature
+        )

@@ -1,0 +1,192 @@
+"""The secret tree and its per-sender hash ratchets (RFC 9420 §9).
+
+Secrets are derived lazily and deleted as soon as they are consumed: a node's
+secret is dropped once both children are derived, a ratchet secret once the
+next generation exists, and a message key once it was used. That deletion
+schedule is what gives forward secrecy within an epoch (§9.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tree_math as tm
+from .codec import Reader, Writer
+from .crypto import CipherSuite
+from .errors import ReplayError, ValidationError
+
+
+@dataclass(frozen=True, slots=True)
+class RatchetConfig:
+    """Out-of-order tolerance, like OpenMLS's SenderRatchetConfiguration.
+
+    ``max_forward_distance``: how far ahead of the next expected generation a
+    message may be (bounds the work an attacker can force).
+    ``out_of_order_tolerance``: how many skipped generations keep their keys.
+    """
+
+    max_forward_distance: int = 1000
+    out_of_order_tolerance: int = 32
+
+
+@dataclass(slots=True)
+class HashRatchet:
+    """One sender's handshake or application ratchet."""
+
+    next_generation: int
+    secret: bytes
+    skipped: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
+
+    def copy(self) -> HashRatchet:
+        return HashRatchet(self.next_generation, self.secret, dict(self.skipped))
+
+
+class SecretTree:
+    """Per-epoch secret tree over ``n_leaves`` leaves."""
+
+    __slots__ = ("config", "cs", "n_leaves", "_nodes", "_ratchets")
+
+    def __init__(
+        self, cs: CipherSuite, encryption_secret: bytes, n_leaves: int,
+        config: RatchetConfig | None = None,
+    ) -> None:
+        self.cs = cs
+        self.n_leaves = n_leaves
+        self.config = config or RatchetConfig()
+        self._nodes: dict[int, bytes] = {tm.root(n_leaves): encryption_secret}
+        # (leaf, is_handshake) -> ratchet
+        self._ratchets: dict[tuple[int, bool], HashRatchet] = {}
+
+    def copy(self) -> SecretTree:
+        new = SecretTree.__new__(SecretTree)
+        new.cs = self.cs
+        new.n_leaves = self.n_leaves
+        new.config = self.config
+        new._nodes = dict(self._nodes)
+        new._ratchets = {k: r.copy() for k, r in self._ratchets.items()}
+        return new
+
+    # -- derivation ---------------------------------------------------------------
+    def _leaf_secret(self, leaf: int) -> bytes:
+        x = 2 * leaf
+        if x in self._nodes:
+            return self._nodes.pop(x)
+        # Find the lowest ancestor whose secret is still held, then walk down.
+        path = tm.direct_path(x, self.n_leaves)
+        start = next((p for p in path if p in self._nodes), None)
+        if start is None:
+            raise ReplayError(f"secrets of leaf {leaf} were already consumed")
+        node = start
+        nh = self.cs.hash_length
+        while node != x:
+            secret = self._nodes.pop(node)
+            lchild, rchild = tm.left(node), tm.right(node)
+            self._nodes[lchild] = self.cs.expand_with_label(secret, b"tree", b"left", nh)
+            self._nodes[rchild] = self.cs.expand_with_label(secret, b"tree", b"right", nh)
+            node = lchild if tm.is_in_subtree(lchild, x) else rchild
+        return self._nodes.pop(x)
+
+    def _ratchet(self, leaf: int, handshake: bool) -> HashRatchet:
+        if not 0 <= leaf < self.n_leaves:
+            raise ValidationError(f"leaf index {leaf} is outside the secret tree")
+        r = self._ratchets.get((leaf, handshake))
+        if r is None:
+            leaf_secret = self._leaf_secret(leaf)
+            nh = self.cs.hash_length
+            hs = self.cs.expand_with_label(leaf_secret, b"handshake", b"", nh)
+            app = self.cs.expand_with_label(leaf_secret, b"application", b"", nh)
+            self._ratchets[(leaf, True)] = HashRatchet(0, hs)
+            self._ratchets[(leaf, False)] = HashRatchet(0, app)
+            r = self._ratchets[(leaf, handshake)]
+        return r
+
+    def _key_nonce(self, secret: bytes, generation: int) -> tuple[bytes, bytes]:
+        cs = self.cs
+        return (
+            cs.derive_tree_secret(secret, b"key", generation, cs.aead_key_length),
+            cs.derive_tree_secret(secret, b"nonce", generation, cs.aead_nonce_length),
+        )
+
+    def _advance(self, r: HashRatchet) -> tuple[bytes, bytes]:
+        key_nonce = self._key_nonce(r.secret, r.next_generation)
+        r.secret = self.cs.derive_tree_secret(
+            r.secret, b"secret", r.next_generation, self.cs.hash_length)
+        r.next_generation += 1
+        return key_nonce
+
+    def next_key(self, leaf: int, handshake: bool) -> tuple[int, bytes, bytes]:
+        """Key and nonce for sending: (generation, key, nonce); the ratchet moves on."""
+        r = self._ratchet(leaf, handshake)
+        gen = r.next_generation
+        key, nonce = self._advance(r)
+        return gen, key, nonce
+
+    def key_for(self, leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
+        """Key and nonce for receiving ``generation``; each is handed out once."""
+        r = self._ratchet(leaf, handshake)
+        if generation < r.next_generation:
+            kn = r.skipped.pop(generation, None)
+            if kn is None:
+                raise ReplayError(
+                    f"generation {generation} of leaf {leaf} was already used or is too old")
+            return kn
+        if generation - r.next_generation > self.config.max_forward_distance:
+            raise ValidationError(
+                f"generation {generation} is beyond the maximum forward distance "
+                f"({self.config.max_forward_distance})")
+        while r.next_generation < generation:
+            g = r.next_generation
+            kn = self._advance(r)
+            r.skipped[g] = kn
+        # Keep only the most recent skipped keys.
+        excess = len(r.skipped) - self.config.out_of_order_tolerance
+        if excess > 0:
+            for g in sorted(r.skipped)[:excess]:
+                del r.skipped[g]
+        return self._advance(r)
+
+    # -- persistence ----------------------------------------------------------------
+    def encode(self, w: Writer) -> None:
+        w.u32(self.n_leaves)
+        w.u32(self.config.max_forward_distance)
+        w.u32(self.config.out_of_order_tolerance)
+        w.vector(sorted(self._nodes.items()), lambda w2, kv: (w2.u32(kv[0]), w2.opaque(kv[1])))
+
+        def ratchet(w2: Writer, item: tuple[tuple[int, bool], HashRatchet]) -> None:
+            (leaf, hs), r = item
+            w2.u32(leaf)
+            w2.boolean(hs)
+            w2.u32(r.next_generation)
+            w2.opaque(r.secret)
+            w2.vector(sorted(r.skipped.items()),
+                      lambda w3, g: (w3.u32(g[0]), w3.opaque(g[1][0]), w3.opaque(g[1][1])))
+
+        w.vector(sorted(self._ratchets.items()), ratchet)
+
+    @classmethod
+    def decode(cls, cs: CipherSuite, r: Reader) -> SecretTree:
+        n = r.u32()
+        config = RatchetConfig(r.u32(), r.u32())
+        new = cls(cs, b"", max(n, 1), config)
+        new._nodes = dict(r.vector(lambda r2: (r2.u32(), r2.opaque())))
+
+        def ratchet(r2: Reader) -> tuple[tuple[int, bool], HashRatchet]:
+            leaf = r2.u32()
+            hs = r2.boolean()
+            gen = r2.u32()
+            secret = r2.opaque()
+            skipped = dict(r2.vector(lambda r3: (r3.u32(), (r3.opaque(), r3.opaque()))))
+            return (leaf, hs), HashRatchet(gen, secret, skipped)
+
+        new._ratchets = dict(r.vector(ratchet))
+        return new
+
+
+def sender_data_key_nonce(
+    cs: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
+) -> tuple[bytes, bytes]:
+    """Key and nonce protecting SenderData (§6.3.2), from a ciphertext sample."""
+    sample = ciphertext[: cs.hash_length]
+    key = cs.expand_with_label(sender_data_secret, b"key", sample, cs.aead_key_length)
+    nonce = cs.expand_with_label(sender_data_secret, b"nonce", sample, cs.aead_nonce_length)
+    return key, nonce

@@ -1,0 +1,214 @@
+// Crypto primitives for the MLS library under Pyodide (src/mls/crypto/pyodide.py).
+//
+// One ES module for the browser (bare names resolved by the page's import map, see
+// build.py) and for Node (resolved from node_modules, see scripts/pyodide_run.mjs).
+// `init()` waits for libsodium's WebAssembly and returns an object of *synchronous*
+// functions, so Python can call them through the FFI without awaiting: one crossing
+// per primitive. Algorithms are passed as the numeric identifiers of
+// mls.crypto.provider (HPKE AEAD/KEM ids, TLS SignatureScheme values).
+//
+// Every function takes Uint8Arrays. Failures caused by the inputs (bad tag, invalid
+// point or scalar, all-zero shared secret) return `undefined` (None in Python), never
+// throw: the Python side turns that into CryptoError/DecryptionError without paying for
+// a JS exception crossing the FFI. `verify` returns a boolean and never throws on
+// garbage. An unknown algorithm id is a programming error and throws.
+//
+// Libraries: libsodium for Ed25519, X25519 and ChaCha20-Poly1305 (IETF); noble for
+// AES-GCM (no AES in libsodium's portable WebAssembly build) and for the curves
+// libsodium lacks: P-256/384/521 and Ed448/X448.
+
+import sodium from "libsodium-wrappers-sumo";
+import { gcm } from "@noble/ciphers/aes.js";
+import { p256, p384, p521 } from "@noble/curves/nist.js";
+import { ed448, x448 } from "@noble/curves/ed448.js";
+
+/** Name under which Python imports the primitives (`import mls_crypto_js`). */
+export const MODULE_NAME = "mls_crypto_js";
+
+// Identifiers, as in src/mls/crypto/provider.py.
+const AES128GCM = 0x0001;
+const AES256GCM = 0x0002;
+const CHACHA20POLY1305 = 0x0003;
+const DHKEM_P256 = 0x0010;
+const DHKEM_P384 = 0x0011;
+const DHKEM_P521 = 0x0012;
+const DHKEM_X25519 = 0x0020;
+const DHKEM_X448 = 0x0021;
+const ECDSA_P256_SHA256 = 0x0403;
+const ECDSA_P384_SHA384 = 0x0503;
+const ECDSA_P521_SHA512 = 0x0603;
+const ED25519 = 0x0807;
+const ED448 = 0x0808;
+
+// noble's P-256/384/521 objects prehash with SHA-256/384/512 respectively, which is
+// exactly what the MLS ECDSA schemes require.
+const NIST_KEM = { [DHKEM_P256]: p256, [DHKEM_P384]: p384, [DHKEM_P521]: p521 };
+const ECDSA = { [ECDSA_P256_SHA256]: p256, [ECDSA_P384_SHA384]: p384, [ECDSA_P521_SHA512]: p521 };
+// Signing: RFC 6979 deterministic nonces (no dependence on the RNG for k), low-S.
+const ECDSA_SIGN_OPTS = Object.freeze({ prehash: true, lowS: true, format: "der" });
+// Verifying: other implementations (OpenSSL, Go, ...) emit high-S signatures, which are
+// valid ECDSA; noble rejects them unless lowS is false.
+const ECDSA_VERIFY_OPTS = Object.freeze({ prehash: true, lowS: false, format: "der" });
+// RFC 8032 strict decoding, as OpenSSL does (noble's zip215 mode is more permissive).
+const ED448_VERIFY_OPTS = Object.freeze({ zip215: false });
+
+function unknown(kind, id) {
+  throw new RangeError(`mls_crypto_js: unknown ${kind} identifier ${id}`);
+}
+
+function isAllZero(bytes) {
+  let acc = 0;
+  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]; // no early exit: constant time
+  return acc === 0;
+}
+
+/** Runs `fn`, mapping any exception raised by the library on bad input to undefined. */
+function attempt(fn) {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
+
+function makePrimitives() {
+  function aeadSeal(alg, key, nonce, aad, plaintext) {
+    switch (alg) {
+      case AES128GCM:
+      case AES256GCM:
+        return attempt(() => gcm(key, nonce, aad).encrypt(plaintext));
+      case CHACHA20POLY1305:
+        return attempt(() =>
+          sodium.crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, aad, null, nonce, key),
+        );
+      default:
+        return unknown("AEAD", alg);
+    }
+  }
+
+  function aeadOpen(alg, key, nonce, aad, ciphertext) {
+    switch (alg) {
+      case AES128GCM:
+      case AES256GCM:
+        return attempt(() => gcm(key, nonce, aad).decrypt(ciphertext));
+      case CHACHA20POLY1305:
+        return attempt(() =>
+          sodium.crypto_aead_chacha20poly1305_ietf_decrypt(null, ciphertext, aad, nonce, key),
+        );
+      default:
+        return unknown("AEAD", alg);
+    }
+  }
+
+  function kemPublicKey(kem, privateKey) {
+    switch (kem) {
+      case DHKEM_X25519:
+        return attempt(() => sodium.crypto_scalarmult_base(privateKey));
+      case DHKEM_X448:
+        return attempt(() => x448.getPublicKey(privateKey));
+      default: {
+        const curve = NIST_KEM[kem] ?? unknown("KEM", kem);
+        return attempt(() => curve.getPublicKey(privateKey, false));
+      }
+    }
+  }
+
+  function dh(kem, privateKey, publicKey) {
+    let shared;
+    switch (kem) {
+      case DHKEM_X25519:
+        // libsodium already refuses an all-zero result; the check below keeps the
+        // guarantee independent of the library.
+        shared = attempt(() => sodium.crypto_scalarmult(privateKey, publicKey));
+        break;
+      case DHKEM_X448:
+        shared = attempt(() => x448.getSharedSecret(privateKey, publicKey));
+        break;
+      default: {
+        const curve = NIST_KEM[kem] ?? unknown("KEM", kem);
+        // The compressed encoding minus its first byte is the x-coordinate, which is the
+        // DHKEM shared secret (RFC 9180 §7.1.1). noble checks the point is on the curve.
+        const point = attempt(() => curve.getSharedSecret(privateKey, publicKey, true));
+        return point === undefined ? undefined : point.subarray(1);
+      }
+    }
+    return shared === undefined || isAllZero(shared) ? undefined : shared;
+  }
+
+  function signaturePublicKey(scheme, privateKey) {
+    switch (scheme) {
+      case ED25519:
+        return attempt(() => sodium.crypto_sign_seed_keypair(privateKey).publicKey);
+      case ED448:
+        return attempt(() => ed448.getPublicKey(privateKey));
+      default: {
+        const curve = ECDSA[scheme] ?? unknown("signature scheme", scheme);
+        return attempt(() => curve.getPublicKey(privateKey, false));
+      }
+    }
+  }
+
+  function sign(scheme, privateKey, message) {
+    switch (scheme) {
+      case ED25519:
+        // Our private keys are RFC 8032 32-byte seeds; libsodium signs with the expanded
+        // 64-byte key, derived here so that Python crosses the FFI once.
+        return attempt(() => {
+          const { privateKey: expanded } = sodium.crypto_sign_seed_keypair(privateKey);
+          try {
+            return sodium.crypto_sign_detached(message, expanded);
+          } finally {
+            sodium.memzero(expanded);
+          }
+        });
+      case ED448:
+        return attempt(() => ed448.sign(message, privateKey));
+      default: {
+        const curve = ECDSA[scheme] ?? unknown("signature scheme", scheme);
+        return attempt(() => curve.sign(message, privateKey, ECDSA_SIGN_OPTS));
+      }
+    }
+  }
+
+  function verify(scheme, publicKey, message, signature) {
+    switch (scheme) {
+      case ED25519:
+        return attempt(() => sodium.crypto_sign_verify_detached(signature, message, publicKey)) === true;
+      case ED448:
+        return attempt(() => ed448.verify(signature, message, publicKey, ED448_VERIFY_OPTS)) === true;
+      default: {
+        const curve = ECDSA[scheme] ?? unknown("signature scheme", scheme);
+        return attempt(() => curve.verify(signature, message, publicKey, ECDSA_VERIFY_OPTS)) === true;
+      }
+    }
+  }
+
+  return Object.freeze({
+    aead_seal: aeadSeal,
+    aead_open: aeadOpen,
+    kem_public_key: kemPublicKey,
+    dh,
+    signature_public_key: signaturePublicKey,
+    sign,
+    verify,
+  });
+}
+
+let primitives;
+
+/**
+ * Initializes the libraries (libsodium compiles its WebAssembly asynchronously) and
+ * returns the synchronous primitives. Idempotent.
+ */
+export async function init() {
+  if (primitives === undefined) {
+    await sodium.ready;
+    primitives = makePrimitives();
+  }
+  return primitives;
+}
+
+/** Initializes the primitives and registers them in `pyodide` as MODULE_NAME. */
+export async function register(pyodide) {
+  pyodide.registerJsModule(MODULE_NAME, await init());
+}
