@@ -6,8 +6,9 @@ from dataclasses import dataclass, replace
 
 from .codec import Reader, Struct, Writer
 from .crypto import CipherSuite
-from .extensions import Extension, read_extensions, write_extensions
-from .leaf_node import LeafNode
+from .errors import CryptoError, ValidationError
+from .extensions import Extension, ExtensionType, read_extensions, write_extensions
+from .leaf_node import PROTOCOL_VERSION_MLS10, LeafNode, LeafNodeSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +54,42 @@ class KeyPackage(Struct):
     def ref(self, cs: CipherSuite) -> bytes:
         """``KeyPackageRef`` = RefHash("MLS 1.0 KeyPackage Reference", KeyPackage) (§5.2)."""
         return cs.ref_hash(b"MLS 1.0 KeyPackage Reference", self.serialize())
+
+
+def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None) -> None:
+    """The group-independent KeyPackage rules of RFC 9420 §10.1 and §7.3.
+
+    ``now`` (seconds since the epoch) enables the lifetime check; group rules
+    (required capabilities, duplicate keys) are checked when adding.
+    """
+    leaf = kp.leaf_node
+    if kp.version != PROTOCOL_VERSION_MLS10:
+        raise ValidationError(f"KeyPackage version {kp.version} is not mls10 (§10.1)")
+    if kp.cipher_suite != cs.id:
+        raise ValidationError(
+            f"KeyPackage cipher suite {kp.cipher_suite} differs from the group's {cs.id} (§10.1)")
+    if leaf.leaf_node_source != LeafNodeSource.KEY_PACKAGE or leaf.lifetime is None:
+        raise ValidationError("KeyPackage leaf_node_source must be key_package (§10.1)")
+    if kp.init_key == leaf.encryption_key:
+        raise ValidationError("KeyPackage init_key equals the leaf encryption_key (§10.1)")
+    if not kp.verify_signature(cs):
+        raise CryptoError("KeyPackage signature is invalid (§10.1)")
+    if not leaf.verify(cs):
+        raise CryptoError("KeyPackage leaf node signature is invalid (§7.3)")
+    if now is not None and not leaf.lifetime.not_before <= now <= leaf.lifetime.not_after:
+        raise ValidationError("KeyPackage lifetime does not cover the current time (§7.3)")
+    check_leaf_capabilities(leaf)
+
+
+def check_leaf_capabilities(leaf: LeafNode) -> None:
+    """A leaf supports mls10, its own credential type, and lists every
+    non-default extension it carries (RFC 9420 §7.2, §7.3)."""
+    caps = leaf.capabilities
+    if PROTOCOL_VERSION_MLS10 not in caps.versions:
+        raise ValidationError("leaf capabilities do not include mls10 (§7.2)")
+    if leaf.credential.credential_type not in caps.credentials:
+        raise ValidationError("leaf capabilities do not include its own credential type (§7.2)")
+    for e in leaf.extensions:
+        if e.extension_type not in caps.extensions and e.extension_type not in ExtensionType.DEFAULT:
+            raise ValidationError(
+                f"leaf extension 0x{e.extension_type:04x} is not listed in its capabilities (§7.3)")

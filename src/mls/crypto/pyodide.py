@@ -80,6 +80,14 @@ def _is_uncompressed_point(public_key: bytes, length: int) -> bool:
     return len(public_key) == length and public_key[0] == 4
 
 
+def _ec_scalar(curve: str, size: int, private_key: bytes) -> bytes:
+    """The fixed-size big-endian scalar noble expects. Like the CPython provider, accept
+    encoders that strip leading zero octets (seen in the message-protection vectors)."""
+    if not 0 < len(private_key) <= size:
+        raise CryptoError(f"{curve} private key must be {size} bytes")
+    return private_key.rjust(size, b"\0")
+
+
 def _load_js() -> tuple[Any, Any]:
     """The registered JS primitives and Pyodide's ``to_js``."""
     # Imported by name at construction: neither module exists on CPython, where this
@@ -171,17 +179,15 @@ class PyodideProvider:
 
     # -- KEM -------------------------------------------------------------------
     @staticmethod
-    def _check_kem_private(kem: KemAlg, private_key: bytes) -> None:
-        if len(private_key) == _KEM_SK_LEN[kem]:
-            return
+    def _kem_private(kem: KemAlg, private_key: bytes) -> bytes:
         if _is_montgomery(kem):
-            raise CryptoError(f"invalid {kem.name} private key")
-        name = _CURVE_NAME[kem]
-        raise CryptoError(f"{name} private key must be {_KEM_SK_LEN[kem]} bytes")
+            if len(private_key) != _KEM_SK_LEN[kem]:
+                raise CryptoError(f"invalid {kem.name} private key")
+            return private_key
+        return _ec_scalar(_CURVE_NAME[kem], _KEM_SK_LEN[kem], private_key)
 
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
-        self._check_kem_private(kem, private_key)
-        out = self._call(self._kem_public_key, kem.value, private_key)
+        out = self._call(self._kem_public_key, kem.value, self._kem_private(kem, private_key))
         if out is None:
             if _is_montgomery(kem):
                 raise CryptoError(f"invalid {kem.name} private key")
@@ -189,7 +195,7 @@ class PyodideProvider:
         return out
 
     def dh(self, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:
-        self._check_kem_private(kem, private_key)
+        private_key = self._kem_private(kem, private_key)
         if _is_montgomery(kem):
             if len(public_key) != _KEM_PK_LEN[kem]:
                 raise CryptoError(f"{kem.name} key agreement failed: invalid key")
@@ -202,13 +208,12 @@ class PyodideProvider:
 
     # -- signatures --------------------------------------------------------------
     @staticmethod
-    def _check_sig_private(scheme: SignatureScheme, private_key: bytes) -> None:
-        if len(private_key) == _SIG_SK_LEN[scheme]:
-            return
+    def _sig_private(scheme: SignatureScheme, private_key: bytes) -> bytes:
         if _is_eddsa(scheme):
-            raise CryptoError(f"invalid {scheme.name} private key")
-        name = _CURVE_NAME[scheme]
-        raise CryptoError(f"{name} private key must be {_SIG_SK_LEN[scheme]} bytes")
+            if len(private_key) != _SIG_SK_LEN[scheme]:
+                raise CryptoError(f"invalid {scheme.name} private key")
+            return private_key
+        return _ec_scalar(_CURVE_NAME[scheme], _SIG_SK_LEN[scheme], private_key)
 
     @staticmethod
     def _invalid_sig_private(scheme: SignatureScheme) -> CryptoError:
@@ -217,14 +222,14 @@ class PyodideProvider:
         return CryptoError(f"invalid {_CURVE_NAME[scheme]} private scalar")
 
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
-        self._check_sig_private(scheme, private_key)
+        private_key = self._sig_private(scheme, private_key)
         out = self._call(self._signature_public_key, scheme.value, private_key)
         if out is None:
             raise self._invalid_sig_private(scheme)
         return out
 
     def sign(self, scheme: SignatureScheme, private_key: bytes, message: bytes) -> bytes:
-        self._check_sig_private(scheme, private_key)
+        private_key = self._sig_private(scheme, private_key)
         out = self._call(self._sign, scheme.value, private_key, message)
         if out is None:
             raise self._invalid_sig_private(scheme)
