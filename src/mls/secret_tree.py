@@ -8,7 +8,7 @@ schedule is what gives forward secrecy within an epoch (§9.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import tree_math as tm
 from .codec import Reader, Writer
@@ -29,22 +29,24 @@ class RatchetConfig:
     out_of_order_tolerance: int = 32
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HashRatchet:
-    """One sender's handshake or application ratchet."""
+    """One sender's handshake or application ratchet (immutable: a step
+    produces a new ratchet, which makes copies of the tree cheap)."""
 
     next_generation: int
     secret: bytes
-    skipped: dict[int, tuple[bytes, bytes]] = field(default_factory=dict)
-
-    def copy(self) -> HashRatchet:
-        return HashRatchet(self.next_generation, self.secret, dict(self.skipped))
+    skipped: tuple[tuple[int, bytes, bytes], ...] = ()  # (generation, key, nonce)
 
 
 class SecretTree:
-    """Per-epoch secret tree over ``n_leaves`` leaves."""
+    """Per-epoch secret tree over ``n_leaves`` leaves.
 
-    __slots__ = ("config", "cs", "n_leaves", "_nodes", "_ratchets")
+    Mutating calls (:meth:`next_key`, :meth:`key_for`) change this object;
+    callers that need all-or-nothing semantics work on a :meth:`copy`, which
+    is shallow and cheap because ratchets are immutable."""
+
+    __slots__ = ("_nodes", "_ratchets", "config", "cs", "n_leaves")
 
     def __init__(
         self, cs: CipherSuite, encryption_secret: bytes, n_leaves: int,
@@ -63,7 +65,7 @@ class SecretTree:
         new.n_leaves = self.n_leaves
         new.config = self.config
         new._nodes = dict(self._nodes)
-        new._ratchets = {k: r.copy() for k, r in self._ratchets.items()}
+        new._ratchets = dict(self._ratchets)
         return new
 
     # -- derivation ---------------------------------------------------------------
@@ -107,50 +109,60 @@ class SecretTree:
             cs.derive_tree_secret(secret, b"nonce", generation, cs.aead_nonce_length),
         )
 
-    def _advance(self, r: HashRatchet) -> tuple[bytes, bytes]:
-        key_nonce = self._key_nonce(r.secret, r.next_generation)
-        r.secret = self.cs.derive_tree_secret(
-            r.secret, b"secret", r.next_generation, self.cs.hash_length)
-        r.next_generation += 1
-        return key_nonce
+    def _step(self, secret: bytes, generation: int) -> bytes:
+        return self.cs.derive_tree_secret(secret, b"secret", generation, self.cs.hash_length)
 
     def next_key(self, leaf: int, handshake: bool) -> tuple[int, bytes, bytes]:
         """Key and nonce for sending: (generation, key, nonce); the ratchet moves on."""
         r = self._ratchet(leaf, handshake)
         gen = r.next_generation
-        key, nonce = self._advance(r)
+        key, nonce = self._key_nonce(r.secret, gen)
+        self._ratchets[(leaf, handshake)] = HashRatchet(
+            gen + 1, self._step(r.secret, gen), r.skipped)
         return gen, key, nonce
 
     def key_for(self, leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
         """Key and nonce for receiving ``generation``; each is handed out once."""
         r = self._ratchet(leaf, handshake)
         if generation < r.next_generation:
-            kn = r.skipped.pop(generation, None)
-            if kn is None:
-                raise ReplayError(
-                    f"generation {generation} of leaf {leaf} was already used or is too old")
-            return kn
+            for i, (g, key, nonce) in enumerate(r.skipped):
+                if g == generation:
+                    self._ratchets[(leaf, handshake)] = HashRatchet(
+                        r.next_generation, r.secret, r.skipped[:i] + r.skipped[i + 1:])
+                    return key, nonce
+            raise ReplayError(
+                f"generation {generation} of leaf {leaf} was already used or is too old (§9.2)")
         if generation - r.next_generation > self.config.max_forward_distance:
             raise ValidationError(
                 f"generation {generation} is beyond the maximum forward distance "
                 f"({self.config.max_forward_distance})")
-        while r.next_generation < generation:
-            g = r.next_generation
-            kn = self._advance(r)
-            r.skipped[g] = kn
+        skipped = list(r.skipped)
+        secret, gen = r.secret, r.next_generation
+        while gen < generation:
+            skipped.append((gen, *self._key_nonce(secret, gen)))
+            secret = self._step(secret, gen)
+            gen += 1
+        key, nonce = self._key_nonce(secret, gen)
         # Keep only the most recent skipped keys.
-        excess = len(r.skipped) - self.config.out_of_order_tolerance
-        if excess > 0:
-            for g in sorted(r.skipped)[:excess]:
-                del r.skipped[g]
-        return self._advance(r)
+        tolerance = self.config.out_of_order_tolerance
+        kept = tuple(skipped[-tolerance:]) if tolerance > 0 else ()
+        self._ratchets[(leaf, handshake)] = HashRatchet(gen + 1, self._step(secret, gen), kept)
+        return key, nonce
 
     # -- persistence ----------------------------------------------------------------
     def encode(self, w: Writer) -> None:
         w.u32(self.n_leaves)
         w.u32(self.config.max_forward_distance)
         w.u32(self.config.out_of_order_tolerance)
-        w.vector(sorted(self._nodes.items()), lambda w2, kv: (w2.u32(kv[0]), w2.opaque(kv[1])))
+
+        def node(w2: Writer, kv: tuple[int, bytes]) -> None:
+            w2.u32(kv[0])
+            w2.opaque(kv[1])
+
+        def skipped(w3: Writer, s: tuple[int, bytes, bytes]) -> None:
+            w3.u32(s[0])
+            w3.opaque(s[1])
+            w3.opaque(s[2])
 
         def ratchet(w2: Writer, item: tuple[tuple[int, bool], HashRatchet]) -> None:
             (leaf, hs), r = item
@@ -158,26 +170,34 @@ class SecretTree:
             w2.boolean(hs)
             w2.u32(r.next_generation)
             w2.opaque(r.secret)
-            w2.vector(sorted(r.skipped.items()),
-                      lambda w3, g: (w3.u32(g[0]), w3.opaque(g[1][0]), w3.opaque(g[1][1])))
+            w2.vector(r.skipped, skipped)
 
+        w.vector(sorted(self._nodes.items()), node)
         w.vector(sorted(self._ratchets.items()), ratchet)
 
     @classmethod
     def decode(cls, cs: CipherSuite, r: Reader) -> SecretTree:
         n = r.u32()
         config = RatchetConfig(r.u32(), r.u32())
-        new = cls(cs, b"", max(n, 1), config)
-        new._nodes = dict(r.vector(lambda r2: (r2.u32(), r2.opaque())))
+
+        def node(r2: Reader) -> tuple[int, bytes]:
+            return r2.u32(), r2.opaque()
+
+        def skipped(r3: Reader) -> tuple[int, bytes, bytes]:
+            return r3.u32(), r3.opaque(), r3.opaque()
 
         def ratchet(r2: Reader) -> tuple[tuple[int, bool], HashRatchet]:
             leaf = r2.u32()
             hs = r2.boolean()
             gen = r2.u32()
             secret = r2.opaque()
-            skipped = dict(r2.vector(lambda r3: (r3.u32(), (r3.opaque(), r3.opaque()))))
-            return (leaf, hs), HashRatchet(gen, secret, skipped)
+            return (leaf, hs), HashRatchet(gen, secret, tuple(r2.vector(skipped)))
 
+        new = cls.__new__(cls)
+        new.cs = cs
+        new.n_leaves = n
+        new.config = config
+        new._nodes = dict(r.vector(node))
         new._ratchets = dict(r.vector(ratchet))
         return new
 

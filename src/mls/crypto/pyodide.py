@@ -26,66 +26,56 @@ from ..errors import CryptoError, DecryptionError
 from .hashing import digest, hmac_digest
 from .provider import AeadAlg, HashAlg, KemAlg, SignatureScheme
 
-#: Serialized private-key sizes (RFC 9180 §7.1 ``Nsk``).
-_KEM_SK_LEN = {
-    KemAlg.DHKEM_P256: 32,
-    KemAlg.DHKEM_P384: 48,
-    KemAlg.DHKEM_P521: 66,
+_Alg = KemAlg | SignatureScheme
+
+#: Raw key sizes of the Montgomery and Edwards curves (private keys; public keys of
+#: X25519, X448, Ed25519 and Ed448 have the same size).
+_RAW_LEN: dict[_Alg, int] = {
     KemAlg.DHKEM_X25519: 32,
     KemAlg.DHKEM_X448: 56,
-}
-#: Serialized public-key sizes (RFC 9180 §7.1 ``Npk``).
-_KEM_PK_LEN = {
-    KemAlg.DHKEM_P256: 65,
-    KemAlg.DHKEM_P384: 97,
-    KemAlg.DHKEM_P521: 133,
-    KemAlg.DHKEM_X25519: 32,
-    KemAlg.DHKEM_X448: 56,
-}
-#: Curve names as the CPython provider spells them in its errors.
-_CURVE_NAME = {
-    KemAlg.DHKEM_P256: "secp256r1",
-    KemAlg.DHKEM_P384: "secp384r1",
-    KemAlg.DHKEM_P521: "secp521r1",
-    SignatureScheme.ECDSA_SECP256R1_SHA256: "secp256r1",
-    SignatureScheme.ECDSA_SECP384R1_SHA384: "secp384r1",
-    SignatureScheme.ECDSA_SECP521R1_SHA512: "secp521r1",
-}
-_SIG_SK_LEN = {
     SignatureScheme.ED25519: 32,
     SignatureScheme.ED448: 57,
-    SignatureScheme.ECDSA_SECP256R1_SHA256: 32,
-    SignatureScheme.ECDSA_SECP384R1_SHA384: 48,
-    SignatureScheme.ECDSA_SECP521R1_SHA512: 66,
 }
-_ECDSA_PK_LEN = {
-    SignatureScheme.ECDSA_SECP256R1_SHA256: 65,
-    SignatureScheme.ECDSA_SECP384R1_SHA384: 97,
-    SignatureScheme.ECDSA_SECP521R1_SHA512: 133,
+#: NIST curves: the name as the CPython provider spells it in errors, and the scalar
+#: size; public keys are uncompressed SEC1 points of 1 + 2 * size bytes.
+_NIST: dict[_Alg, tuple[str, int]] = {
+    KemAlg.DHKEM_P256: ("secp256r1", 32),
+    KemAlg.DHKEM_P384: ("secp384r1", 48),
+    KemAlg.DHKEM_P521: ("secp521r1", 66),
+    SignatureScheme.ECDSA_SECP256R1_SHA256: ("secp256r1", 32),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: ("secp384r1", 48),
+    SignatureScheme.ECDSA_SECP521R1_SHA512: ("secp521r1", 66),
 }
 _NONCE_LEN = 12  # every MLS AEAD (RFC 9180 §7.3 Nn)
 
 
-def _is_montgomery(kem: KemAlg) -> bool:
-    return kem in (KemAlg.DHKEM_X25519, KemAlg.DHKEM_X448)
+def _private_key(alg: _Alg, private_key: bytes) -> bytes:
+    """The key as the JS side expects it, or CryptoError as the CPython provider raises.
 
-
-def _is_eddsa(scheme: SignatureScheme) -> bool:
-    return scheme in (SignatureScheme.ED25519, SignatureScheme.ED448)
-
-
-def _is_uncompressed_point(public_key: bytes, length: int) -> bool:
-    # Only the uncompressed SEC1 form is valid in MLS (RFC 9180 §7.1.1); noble would
-    # also accept the compressed one.
-    return len(public_key) == length and public_key[0] == 4
-
-
-def _ec_scalar(curve: str, size: int, private_key: bytes) -> bytes:
-    """The fixed-size big-endian scalar noble expects. Like the CPython provider, accept
-    encoders that strip leading zero octets (seen in the message-protection vectors)."""
+    NIST scalars are left-padded to their full size: like the CPython provider, accept
+    encoders that strip leading zero octets (the message-protection vectors do).
+    """
+    raw = _RAW_LEN.get(alg)
+    if raw is not None:
+        if len(private_key) != raw:
+            raise CryptoError(f"invalid {alg.name} private key")
+        return private_key
+    curve, size = _NIST[alg]
     if not 0 < len(private_key) <= size:
         raise CryptoError(f"{curve} private key must be {size} bytes")
     return private_key.rjust(size, b"\0")
+
+
+def _invalid_private_key(alg: _Alg) -> CryptoError:
+    if alg in _RAW_LEN:
+        return CryptoError(f"invalid {alg.name} private key")
+    return CryptoError(f"invalid {_NIST[alg][0]} private scalar")
+
+
+def _is_uncompressed_point(alg: _Alg, public_key: bytes) -> bool:
+    # Only the uncompressed SEC1 form is valid in MLS (RFC 9180 §7.1.1); noble would
+    # also accept the compressed one.
+    return len(public_key) == 1 + 2 * _NIST[alg][1] and public_key[0] == 4
 
 
 def _load_js() -> tuple[Any, Any]:
@@ -178,69 +168,44 @@ class PyodideProvider:
         return out
 
     # -- KEM -------------------------------------------------------------------
-    @staticmethod
-    def _kem_private(kem: KemAlg, private_key: bytes) -> bytes:
-        if _is_montgomery(kem):
-            if len(private_key) != _KEM_SK_LEN[kem]:
-                raise CryptoError(f"invalid {kem.name} private key")
-            return private_key
-        return _ec_scalar(_CURVE_NAME[kem], _KEM_SK_LEN[kem], private_key)
-
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
-        out = self._call(self._kem_public_key, kem.value, self._kem_private(kem, private_key))
+        out = self._call(self._kem_public_key, kem.value, _private_key(kem, private_key))
         if out is None:
-            if _is_montgomery(kem):
-                raise CryptoError(f"invalid {kem.name} private key")
-            raise CryptoError(f"invalid {_CURVE_NAME[kem]} private scalar")
+            raise _invalid_private_key(kem)
         return out
 
     def dh(self, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:
-        private_key = self._kem_private(kem, private_key)
-        if _is_montgomery(kem):
-            if len(public_key) != _KEM_PK_LEN[kem]:
+        private_key = _private_key(kem, private_key)
+        raw = _RAW_LEN.get(kem)
+        if raw is not None:
+            if len(public_key) != raw:
                 raise CryptoError(f"{kem.name} key agreement failed: invalid key")
-        elif not _is_uncompressed_point(public_key, _KEM_PK_LEN[kem]):
-            raise CryptoError(f"{_CURVE_NAME[kem]} public key must be an uncompressed point")
+        elif not _is_uncompressed_point(kem, public_key):
+            raise CryptoError(f"{_NIST[kem][0]} public key must be an uncompressed point")
         out = self._call(self._dh, kem.value, private_key, public_key)
         if out is None:  # invalid point or scalar, low-order point, all-zero output
             raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         return out
 
     # -- signatures --------------------------------------------------------------
-    @staticmethod
-    def _sig_private(scheme: SignatureScheme, private_key: bytes) -> bytes:
-        if _is_eddsa(scheme):
-            if len(private_key) != _SIG_SK_LEN[scheme]:
-                raise CryptoError(f"invalid {scheme.name} private key")
-            return private_key
-        return _ec_scalar(_CURVE_NAME[scheme], _SIG_SK_LEN[scheme], private_key)
-
-    @staticmethod
-    def _invalid_sig_private(scheme: SignatureScheme) -> CryptoError:
-        if _is_eddsa(scheme):
-            return CryptoError(f"invalid {scheme.name} private key")
-        return CryptoError(f"invalid {_CURVE_NAME[scheme]} private scalar")
-
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
-        private_key = self._sig_private(scheme, private_key)
-        out = self._call(self._signature_public_key, scheme.value, private_key)
+        out = self._call(
+            self._signature_public_key, scheme.value, _private_key(scheme, private_key)
+        )
         if out is None:
-            raise self._invalid_sig_private(scheme)
+            raise _invalid_private_key(scheme)
         return out
 
     def sign(self, scheme: SignatureScheme, private_key: bytes, message: bytes) -> bytes:
-        private_key = self._sig_private(scheme, private_key)
-        out = self._call(self._sign, scheme.value, private_key, message)
+        out = self._call(self._sign, scheme.value, _private_key(scheme, private_key), message)
         if out is None:
-            raise self._invalid_sig_private(scheme)
+            raise _invalid_private_key(scheme)
         return out
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes
     ) -> bool:
-        if not _is_eddsa(scheme) and not _is_uncompressed_point(
-            public_key, _ECDSA_PK_LEN[scheme]
-        ):
+        if scheme in _NIST and not _is_uncompressed_point(scheme, public_key):
             return False
         to_js = self._to_js
         ok = self._verify(scheme.value, to_js(public_key), to_js(message), to_js(signature))

@@ -1,0 +1,45 @@
+"""Per-group policy knobs (none of them changes the wire protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..credentials import Credential
+from ..secret_tree import RatchetConfig
+
+
+def accept_any_credential(credential: Credential, signature_key: bytes) -> bool:
+    """Default credential check: the application's Authentication Service
+    (RFC 9420 §5.3.1) is consulted by the layer above, not here."""
+    return True
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """Policy for one group member.
+
+    * ``ratchet``: out-of-order tolerance and maximum forward distance (§9.2).
+    * ``max_past_epochs``: how many previous epochs keep their application
+      secrets so late messages still decrypt (0 = strict forward secrecy).
+    * ``padding_block``: PrivateMessage content is padded with zeros to a
+      multiple of this many bytes, hiding exact lengths (§6.3.1).
+    * ``handshake_as_private``: send proposals and commits as PrivateMessage
+      instead of PublicMessage.
+    * ``ratchet_tree_extension``: put the tree in Welcome's GroupInfo.
+    * ``clock``: seconds since the Unix epoch for lifetime checks (§7.3), or
+      ``None`` to skip them; injected so the library never reads the clock.
+    * ``psks``: external pre-shared keys by id (§8.4).
+    * ``credential_validator``: the Authentication Service hook (§5.3.1).
+    * ``max_resumption_psks``: how many epochs keep their resumption PSK.
+    """
+
+    ratchet: RatchetConfig = field(default_factory=RatchetConfig)
+    max_past_epochs: int = 3
+    padding_block: int = 32
+    handshake_as_private: bool = False
+    ratchet_tree_extension: bool = True
+    clock: Callable[[], int] | None = None
+    psks: Mapping[bytes, bytes] = field(default_factory=dict)
+    credential_validator: Callable[[Credential, bytes], bool] = accept_any_credential
+    max_resumption_psks: int = 8

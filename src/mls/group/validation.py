@@ -1,0 +1,292 @@
+"""Validation rules for leaf nodes (RFC 9420 §7.3), proposals (§12.1) and
+proposal lists (§12.2), each failure naming the rule it enforces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import tree_math as tm
+from ..crypto import CipherSuite
+from ..errors import CryptoError, ValidationError
+from ..extensions import (
+    Extension,
+    ExtensionType,
+    RequiredCapabilities,
+    check_unique_extensions,
+    find_extension,
+)
+from ..framing import Sender, SenderType
+from ..key_package import check_key_package, check_leaf_capabilities
+from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNode, LeafNodeSource
+from ..proposals import (
+    Add,
+    ExternalInit,
+    GroupContextExtensions,
+    PreSharedKey,
+    Proposal,
+    ProposalType,
+    ReInit,
+    Remove,
+    Update,
+)
+from ..psk import PSKType, ResumptionPSKUsage
+from ..ratchet_tree import RatchetTree
+from .config import GroupConfig
+
+
+def required_capabilities(extensions: Sequence[Extension]) -> RequiredCapabilities | None:
+    data = find_extension(tuple(extensions), ExtensionType.REQUIRED_CAPABILITIES)
+    return None if data is None else RequiredCapabilities.deserialize(data)
+
+
+def supports_required(caps: Capabilities, req: RequiredCapabilities | None) -> bool:
+    if req is None:
+        return True
+    return (
+        all(e in caps.extensions or e in ExtensionType.DEFAULT for e in req.extension_types)
+        and all(p in caps.proposals or p in ProposalType.DEFAULT for p in req.proposal_types)
+        and all(c in caps.credentials for c in req.credential_types)
+    )
+
+
+def check_group_extensions(
+    cs: CipherSuite, extensions: Sequence[Extension], tree: RatchetTree
+) -> None:
+    """A GroupContext extension list: unique types, supported by every member (§12.1.7)."""
+    check_unique_extensions(tuple(extensions), "GroupContext")
+    req = required_capabilities(extensions)
+    for i, leaf in tree.leaves():
+        for e in extensions:
+            if (e.extension_type not in ExtensionType.DEFAULT
+                    and e.extension_type not in leaf.capabilities.extensions):
+                raise ValidationError(
+                    f"member {i} does not support group extension 0x{e.extension_type:04x} "
+                    "(§12.1.7)")
+        if not supports_required(leaf.capabilities, req):
+            raise ValidationError(
+                f"member {i} does not support the group's required capabilities (§11.1)")
+    del cs
+
+
+def check_leaf_node(
+    cs: CipherSuite,
+    leaf: LeafNode,
+    source: LeafNodeSource,
+    tree: RatchetTree,
+    group_extensions: Sequence[Extension],
+    config: GroupConfig,
+    *,
+    group_id: bytes | None,
+    leaf_index: int | None,
+    replacing: int | None = None,
+    check_signature: bool = True,
+) -> None:
+    """Leaf node validation (RFC 9420 §7.3) against the group it joins.
+
+    ``replacing`` is the leaf index whose old node is being replaced (its own
+    keys do not count as duplicates).
+    """
+    if leaf.leaf_node_source != source:
+        raise ValidationError(
+            f"leaf_node_source is {leaf.leaf_node_source.name}, expected {source.name} (§7.3)")
+    if not config.credential_validator(leaf.credential, leaf.signature_key):
+        raise ValidationError("the credential was rejected by the Authentication Service (§5.3.1)")
+    if check_signature and not leaf.verify(cs, group_id, leaf_index):
+        raise CryptoError("leaf node signature is invalid (§7.3)")
+    check_leaf_capabilities(leaf)
+    if cs.id not in leaf.capabilities.cipher_suites:
+        raise ValidationError("leaf capabilities do not include the group's cipher suite (§7.2)")
+    if not supports_required(leaf.capabilities, required_capabilities(group_extensions)):
+        raise ValidationError("leaf does not support the group's required capabilities (§7.3)")
+    if source == LeafNodeSource.KEY_PACKAGE and config.clock is not None:
+        now = config.clock()
+        assert leaf.lifetime is not None
+        if not leaf.lifetime.not_before <= now <= leaf.lifetime.not_after:
+            raise ValidationError("leaf lifetime does not cover the current time (§7.3)")
+    ctype = leaf.credential.credential_type
+    for i, other in tree.leaves():
+        if i == replacing:
+            continue
+        if ctype not in other.capabilities.credentials:
+            raise ValidationError(
+                f"member {i} does not support credential type {ctype} (§7.3)")
+        if other.credential.credential_type not in leaf.capabilities.credentials:
+            raise ValidationError(
+                f"leaf does not support credential type {other.credential.credential_type} "
+                f"used by member {i} (§7.3)")
+        if other.encryption_key == leaf.encryption_key:
+            raise ValidationError(f"encryption_key duplicates that of member {i} (§7.3)")
+        if other.signature_key == leaf.signature_key:
+            raise ValidationError(f"signature_key duplicates that of member {i} (§7.3)")
+
+
+def check_tree_on_join(
+    cs: CipherSuite, tree: RatchetTree, group_id: bytes, tree_hash: bytes,
+    group_extensions: Sequence[Extension], config: GroupConfig,
+) -> None:
+    """Validate a tree received with a Welcome or GroupInfo (§12.4.3.1)."""
+    if tree.tree_hash() != tree_hash:
+        raise ValidationError("ratchet tree hash does not match the GroupContext (§12.4.3.1)")
+    if not tree.verify_parent_hashes():
+        raise ValidationError("ratchet tree is not parent-hash valid (§7.9.2)")
+    enc_keys: set[bytes] = set()
+    sig_keys: set[bytes] = set()
+    req = required_capabilities(group_extensions)
+    for i, leaf in tree.leaves():
+        if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
+            ok = leaf.verify(cs)
+        else:
+            ok = leaf.verify(cs, group_id, i)
+        if not ok:
+            raise CryptoError(f"leaf {i} signature is invalid (§7.3)")
+        if not config.credential_validator(leaf.credential, leaf.signature_key):
+            raise ValidationError(f"leaf {i} credential rejected by the Authentication Service")
+        check_leaf_capabilities(leaf)
+        if not supports_required(leaf.capabilities, req):
+            raise ValidationError(f"leaf {i} does not support the required capabilities (§7.3)")
+        if leaf.encryption_key in enc_keys or leaf.signature_key in sig_keys:
+            raise ValidationError(f"leaf {i} duplicates another member's key (§7.3)")
+        enc_keys.add(leaf.encryption_key)
+        sig_keys.add(leaf.signature_key)
+    n = tree.n_leaves
+    for x in range(1, len(tree.nodes), 2):
+        node = tree.nodes[x]
+        if node is None:
+            continue
+        if node.encryption_key in enc_keys:
+            raise ValidationError(f"node {x} reuses an encryption key (§7.3)")
+        enc_keys.add(node.encryption_key)
+        for u in node.unmerged_leaves:  # type: ignore[union-attr]
+            # An unmerged leaf must exist and lie below the node, and every
+            # parent between them must list it too (§7.1, §12.4.3.1).
+            if u >= n or tree.leaf(u) is None:
+                raise ValidationError(f"node {x} lists a blank or absent unmerged leaf {u}")
+            if not tm.is_in_subtree(x, 2 * u):
+                raise ValidationError(f"node {x} lists unmerged leaf {u} outside its subtree")
+
+
+def check_key_package_for_group(
+    cs: CipherSuite, add: Add, tree: RatchetTree, group_extensions: Sequence[Extension],
+    config: GroupConfig,
+) -> None:
+    """KeyPackage rules of §10.1 plus the group checks of §7.3 for an Add."""
+    kp = add.key_package
+    check_key_package(cs, kp, config.clock() if config.clock is not None else None)
+    check_leaf_node(cs, kp.leaf_node, LeafNodeSource.KEY_PACKAGE, tree, group_extensions, config,
+                    group_id=None, leaf_index=None)
+
+
+def proposal_sender_allowed(p: Proposal, sender: Sender) -> bool:
+    """Which senders may send which proposals (§12.1, §12.1.8)."""
+    st = sender.sender_type
+    if st == SenderType.MEMBER:
+        return not isinstance(p, ExternalInit)
+    if st == SenderType.EXTERNAL:
+        return isinstance(p, Add | Remove | PreSharedKey | ReInit | GroupContextExtensions)
+    if st == SenderType.NEW_MEMBER_PROPOSAL:
+        return isinstance(p, Add)
+    return False
+
+
+def check_proposal_list(
+    cs: CipherSuite,
+    proposals: Sequence[tuple[Proposal, Sender]],
+    committer: Sender,
+    tree: RatchetTree,
+    group_extensions: Sequence[Extension],
+    config: GroupConfig,
+    epoch: int,
+    resumption_epochs: Sequence[int],
+) -> None:
+    """The rules of RFC 9420 §12.2 (and §12.4.3.2 for external commits)."""
+    external_commit = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
+    touched: set[int] = set()
+    added_sig_keys: set[bytes] = set()
+    added_enc_keys: set[bytes] = set()
+    psk_ids: set[bytes] = set()
+    removed: set[int] = set()
+    n_gce = n_reinit = n_ext_init = 0
+    for p, sender in proposals:
+        if not proposal_sender_allowed(p, sender) and not external_commit:
+            raise ValidationError(
+                f"{ProposalType.NAMES.get(p.TYPE, p.TYPE)} proposal from a "
+                f"{sender.sender_type.name} sender is not allowed (§12.1)")
+        if isinstance(p, Update):
+            if committer.sender_type == SenderType.MEMBER and sender == committer:
+                raise ValidationError("a commit must not include the committer's own Update (§12.2)")
+            if sender.sender_type != SenderType.MEMBER:
+                raise ValidationError("only members can send Update proposals (§12.1.2)")
+            if sender.index in touched:
+                raise ValidationError(f"multiple Update/Remove proposals for leaf {sender.index} (§12.2)")
+            touched.add(sender.index)
+        elif isinstance(p, Remove):
+            if tree.leaf(p.removed) is None:
+                raise ValidationError(f"Remove targets blank or absent leaf {p.removed} (§12.1.3)")
+            if committer.sender_type == SenderType.MEMBER and p.removed == committer.index:
+                raise ValidationError("a commit must not remove the committer (§12.2)")
+            if p.removed in touched:
+                raise ValidationError(f"multiple Update/Remove proposals for leaf {p.removed} (§12.2)")
+            touched.add(p.removed)
+            removed.add(p.removed)
+        elif isinstance(p, PreSharedKey):
+            pid = p.psk
+            if len(pid.psk_nonce) != cs.hash_length:
+                raise ValidationError("PSK nonce length must be KDF.Nh (§8.4)")
+            if pid.psktype == PSKType.RESUMPTION:
+                if pid.usage != ResumptionPSKUsage.APPLICATION:
+                    raise ValidationError("PreSharedKey proposals may only use resumption usage "
+                                          "application (§12.1.4)")
+                if pid.psk_epoch not in resumption_epochs and pid.psk_epoch != epoch:
+                    raise ValidationError(f"resumption PSK for epoch {pid.psk_epoch} is unknown")
+            elif pid.psk_id not in config.psks:
+                raise ValidationError("external PSK is unknown (§12.1.4)")
+            key = pid.serialize()
+            if key in psk_ids:
+                raise ValidationError("multiple PreSharedKey proposals with the same id (§12.2)")
+            psk_ids.add(key)
+        elif isinstance(p, GroupContextExtensions):
+            n_gce += 1
+        elif isinstance(p, ReInit):
+            n_reinit += 1
+            if p.version < PROTOCOL_VERSION_MLS10:
+                raise ValidationError("ReInit to an older protocol version (§12.1.5)")
+        elif isinstance(p, ExternalInit):
+            n_ext_init += 1
+    if n_gce > 1:
+        raise ValidationError("multiple GroupContextExtensions proposals (§12.2)")
+    if n_reinit and len(proposals) > 1:
+        raise ValidationError("a ReInit proposal must be alone in a commit (§12.2)")
+    if external_commit:
+        if n_ext_init != 1:
+            raise ValidationError("an external commit needs exactly one ExternalInit (§12.4.3.2)")
+        for p, _ in proposals:
+            if not isinstance(p, ExternalInit | Remove | PreSharedKey):
+                raise ValidationError(
+                    f"external commits must not contain {ProposalType.NAMES[p.TYPE]} "
+                    "proposals (§12.4.3.2)")
+        if len(removed) > 1:
+            raise ValidationError("an external commit may remove at most one member (§12.4.3.2)")
+    elif n_ext_init:
+        raise ValidationError("ExternalInit is only allowed in external commits (§12.2)")
+    # Adds: valid KeyPackages, no duplicates among themselves or with members that stay.
+    staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
+    for p, _ in proposals:
+        if not isinstance(p, Add):
+            continue
+        leaf = p.key_package.leaf_node
+        kp = p.key_package
+        check_key_package(cs, kp, config.clock() if config.clock is not None else None)
+        if leaf.signature_key in added_sig_keys or leaf.encryption_key in added_enc_keys:
+            raise ValidationError("two Add proposals for the same client (§12.2)")
+        added_sig_keys.add(leaf.signature_key)
+        added_enc_keys.add(leaf.encryption_key)
+        for i, other in staying.items():
+            if other.signature_key == leaf.signature_key:
+                raise ValidationError(
+                    f"Add for a client already in the group at leaf {i} (§12.2)")
+    # Every member that stays must support each non-default proposal type.
+    for p, _ in proposals:
+        if p.TYPE not in ProposalType.DEFAULT:
+            for i, leaf in staying.items():
+                if p.TYPE not in leaf.capabilities.proposals:
+                    raise ValidationError(f"member {i} does not support proposal type {p.TYPE}")
