@@ -100,7 +100,8 @@ class Reader:
         """Consume a varint-length-prefixed region and return a reader over it."""
         n = self.varint()
         if n > self._end - self._pos:
-            raise DecodeError(f"truncated input: vector of {n} byte(s), {self._end - self._pos} left")
+            left = self._end - self._pos
+            raise DecodeError(f"truncated input: vector of {n} byte(s), {left} left")
         r = Reader(self._buf, self._pos, self._pos + n)
         self._pos += n
         return r
@@ -172,7 +173,8 @@ class Writer:
         inner = Writer()
         for x in items:
             item(inner, x)
-        self.opaque(inner._buf)
+        self._buf += encode_varint(len(inner._buf))
+        self._buf += inner._buf
 
     def optional(self, value: T | None, item: Callable[[Writer, T], None]) -> None:
         if value is None:

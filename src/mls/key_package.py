@@ -90,6 +90,7 @@ def check_leaf_capabilities(leaf: LeafNode) -> None:
     if leaf.credential.credential_type not in caps.credentials:
         raise ValidationError("leaf capabilities do not include its own credential type (§7.2)")
     for e in leaf.extensions:
-        if e.extension_type not in caps.extensions and e.extension_type not in ExtensionType.DEFAULT:
+        listed = e.extension_type in caps.extensions
+        if not listed and e.extension_type not in ExtensionType.DEFAULT:
             raise ValidationError(
                 f"leaf extension 0x{e.extension_type:04x} is not listed in its capabilities (§7.3)")

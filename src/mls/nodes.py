@@ -60,7 +60,14 @@ def encode_tree_nodes(nodes: list[Node | None]) -> bytes:
     while end > 0 and nodes[end - 1] is None:
         end -= 1
     w = Writer()
-    w.vector(nodes[:end], lambda w2, n: w2.optional(n, encode_node))
+    def item(w2: Writer, n: Node | None) -> None:
+        if n is None:
+            w2.u8(0)
+        else:
+            w2.u8(1)
+            encode_node(w2, n)
+
+    w.vector(nodes[:end], item)
     return w.getvalue()
 
 

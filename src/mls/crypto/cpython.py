@@ -94,12 +94,15 @@ class CPythonProvider:
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
         try:
             if kem is KemAlg.DHKEM_X25519:
-                return x25519.X25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes(_RAW, _RAW_PUB)
+                xk = x25519.X25519PrivateKey.from_private_bytes(private_key)
+                return xk.public_key().public_bytes(_RAW, _RAW_PUB)
             if kem is KemAlg.DHKEM_X448:
-                return x448.X448PrivateKey.from_private_bytes(private_key).public_key().public_bytes(_RAW, _RAW_PUB)
+                xk2 = x448.X448PrivateKey.from_private_bytes(private_key)
+                return xk2.public_key().public_bytes(_RAW, _RAW_PUB)
         except ValueError as e:
             raise CryptoError(f"invalid {kem.name} private key") from e
-        return _ec_private(_KEM_CURVE[kem], private_key).public_key().public_bytes(_X962, _UNCOMPRESSED)
+        ek = _ec_private(_KEM_CURVE[kem], private_key)
+        return ek.public_key().public_bytes(_X962, _UNCOMPRESSED)
 
     def dh(self, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:
         try:
@@ -112,7 +115,8 @@ class CPythonProvider:
                     x448.X448PublicKey.from_public_bytes(public_key)
                 )
             curve = _KEM_CURVE[kem]
-            return _ec_private(curve, private_key).exchange(ec.ECDH(), _ec_public(curve, public_key))
+            peer = _ec_public(curve, public_key)
+            return _ec_private(curve, private_key).exchange(ec.ECDH(), peer)
         except ValueError as e:  # wrong length, low-order point or all-zero output
             raise CryptoError(f"{kem.name} key agreement failed: invalid key") from e
 
@@ -120,9 +124,11 @@ class CPythonProvider:
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
         try:
             if scheme is SignatureScheme.ED25519:
-                return ed25519.Ed25519PrivateKey.from_private_bytes(private_key).public_key().public_bytes(_RAW, _RAW_PUB)
+                k1 = ed25519.Ed25519PrivateKey.from_private_bytes(private_key)
+                return k1.public_key().public_bytes(_RAW, _RAW_PUB)
             if scheme is SignatureScheme.ED448:
-                return ed448.Ed448PrivateKey.from_private_bytes(private_key).public_key().public_bytes(_RAW, _RAW_PUB)
+                k2 = ed448.Ed448PrivateKey.from_private_bytes(private_key)
+                return k2.public_key().public_bytes(_RAW, _RAW_PUB)
         except ValueError as e:
             raise CryptoError(f"invalid {scheme.name} private key") from e
         curve, _ = _SIG_CURVE[scheme]

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import replace
 
+from .. import key_schedule as ks
 from .. import private_message as pm
 from .. import tree_math as tm
 from ..codec import Reader
@@ -47,7 +48,7 @@ from ..group_context import GroupContext
 from ..group_info import GroupInfo
 from ..key_package import KeyPackage
 from ..key_schedule import external_key_pair, mls_exporter, welcome_key_nonce
-from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNode
+from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNode, LeafNodeSource
 from ..message import MLSMessage
 from ..private_message import PrivateMessage
 from ..proposals import (
@@ -65,6 +66,7 @@ from ..psk import PreSharedKeyID, ResumptionPSKUsage
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
+from ..transcript import interim_transcript_hash
 from ..treekem import TreeKemPrivate, apply_update_path, create_update_path, verify_path_leaf
 from ..welcome import EncryptedGroupSecrets, GroupSecrets, Welcome, seal_group_secrets
 from .config import GroupConfig
@@ -88,7 +90,12 @@ from .results import (
     ProposalMessage,
 )
 from .state import GroupState, PendingCommit, PendingProposal, Status
-from .validation import check_group_extensions, check_proposal_list, proposal_sender_allowed
+from .validation import (
+    check_group_extensions,
+    check_leaf_node,
+    check_proposal_list,
+    proposal_sender_allowed,
+)
 
 _CT_NAME = {ContentType.APPLICATION: "application", ContentType.PROPOSAL: "proposal",
             ContentType.COMMIT: "commit"}
@@ -127,13 +134,9 @@ class Group:
         check_group_extensions(cs, exts, tree)
         ctx = GroupContext(PROTOCOL_VERSION_MLS10, cs.id, group_id, 0, tree.tree_hash(), b"",
                            exts)
-        from .. import key_schedule as ks
-
         secrets = ks.derive_epoch(cs, cs.random(cs.hash_length), bytes(cs.hash_length),
                                   bytes(cs.hash_length), ctx)
         tag = cs.mac(secrets.confirmation_key, b"")
-        from ..transcript import interim_transcript_hash
-
         state = GroupState(
             cs=cs, context=ctx, tree=tree, private=TreeKemPrivate(0, {0: enc_priv}),
             signature_priv=signer.signature_priv,
@@ -307,8 +310,6 @@ class Group:
         old = st.tree.leaf(st.leaf_index)
         assert old is not None
         priv, pub = cs.generate_hpke_key_pair()
-        from ..leaf_node import LeafNodeSource
-
         leaf = replace(old, encryption_key=pub, leaf_node_source=LeafNodeSource.UPDATE,
                        lifetime=None, parent_hash=b"",
                        capabilities=capabilities or old.capabilities).signed(
@@ -372,7 +373,8 @@ class Group:
             tree, private, commit_secret = created.tree, created.private, created.commit_secret
             path, path_secrets = created.update_path, created.path_secrets
         commit = Commit(tuple(
-            ProposalOrRef(reference=e.ref) if e.ref is not None else ProposalOrRef(proposal=e.proposal)
+            ProposalOrRef(reference=e.ref) if e.ref is not None
+            else ProposalOrRef(proposal=e.proposal)
             for e in entries), path)
         wire = self._handshake_wire()
         ac = self._frame(st, ContentType.COMMIT, commit, authenticated_data, wire)
@@ -672,9 +674,6 @@ class Group:
             return provisional_context(st, t, prov.extensions)
 
         if commit.path is not None:
-            from ..leaf_node import LeafNodeSource
-            from .validation import check_leaf_node
-
             check_leaf_node(cs, commit.path.leaf_node, LeafNodeSource.COMMIT, tree,
                             prov.extensions, self.config, group_id=st.context.group_id,
                             leaf_index=sender_leaf, replacing=sender_leaf, check_signature=False)

@@ -226,7 +226,8 @@ class GroupState:
         pending = r.optional(lambda r2: PendingCommit(r2.opaque(), cls.decode(provider, r2)))
         last_own = r.opaque()
         return cls(cs, context, tree, private, signature_priv, interim, keys, secret_tree,
-                   confirmation_tag, proposals, update_keys, past, psks, status, reinit_p, pending, last_own)
+                   confirmation_tag, proposals, update_keys, past, psks, status, reinit_p, pending,
+                   last_own)
 
     def to_bytes(self) -> bytes:
         w = Writer()

@@ -213,11 +213,13 @@ def check_proposal_list(
                 f"{sender.sender_type.name} sender is not allowed (§12.1)")
         if isinstance(p, Update):
             if committer.sender_type == SenderType.MEMBER and sender == committer:
-                raise ValidationError("a commit must not include the committer's own Update (§12.2)")
+                raise ValidationError(
+                    "a commit must not include the committer's own Update (§12.2)")
             if sender.sender_type != SenderType.MEMBER:
                 raise ValidationError("only members can send Update proposals (§12.1.2)")
             if sender.index in touched:
-                raise ValidationError(f"multiple Update/Remove proposals for leaf {sender.index} (§12.2)")
+                raise ValidationError(
+                    f"multiple Update/Remove proposals for leaf {sender.index} (§12.2)")
             touched.add(sender.index)
         elif isinstance(p, Remove):
             if tree.leaf(p.removed) is None:
@@ -225,7 +227,8 @@ def check_proposal_list(
             if committer.sender_type == SenderType.MEMBER and p.removed == committer.index:
                 raise ValidationError("a commit must not remove the committer (§12.2)")
             if p.removed in touched:
-                raise ValidationError(f"multiple Update/Remove proposals for leaf {p.removed} (§12.2)")
+                raise ValidationError(
+                    f"multiple Update/Remove proposals for leaf {p.removed} (§12.2)")
             touched.add(p.removed)
             removed.add(p.removed)
         elif isinstance(p, PreSharedKey):

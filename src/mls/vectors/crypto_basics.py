@@ -26,7 +26,8 @@ def check(case: Case, provider: CryptoProvider) -> None:
 
     s = case["sign_with_label"]
     label, content, pub = s["label"].encode(), h(s["content"]), h(s["pub"])
-    expect_true("sign_with_label verify", cs.verify_with_label(pub, label, content, h(s["signature"])))
+    ok = cs.verify_with_label(pub, label, content, h(s["signature"]))
+    expect_true("sign_with_label verify", ok)
     expect("sign_with_label pub", cs.signature_public_key(h(s["priv"])), pub)
     sig = cs.sign_with_label(h(s["priv"]), label, content)
     expect_true("sign_with_label round trip", cs.verify_with_label(pub, label, content, sig))
@@ -36,4 +37,5 @@ def check(case: Case, provider: CryptoProvider) -> None:
     got = cs.decrypt_with_label(priv, label, ctx, h(x["kem_output"]), h(x["ciphertext"]))
     expect("decrypt_with_label", got, pt)
     kem_output, ct = cs.encrypt_with_label(h(x["pub"]), label, ctx, pt)
-    expect("encrypt_with_label round trip", cs.decrypt_with_label(priv, label, ctx, kem_output, ct), pt)
+    got = cs.decrypt_with_label(priv, label, ctx, kem_output, ct)
+    expect("encrypt_with_label round trip", got, pt)

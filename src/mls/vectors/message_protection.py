@@ -4,6 +4,7 @@ PrivateMessage encryption (RFC 9420 §6.2, §6.3)."""
 from __future__ import annotations
 
 from .. import private_message as pm
+from ..codec import Reader
 from ..commit import Commit
 from ..crypto import CipherSuite, CryptoProvider
 from ..errors import ValidationError
@@ -13,7 +14,6 @@ from ..leaf_node import PROTOCOL_VERSION_MLS10
 from ..message import MLSMessage
 from ..private_message import PrivateMessage
 from ..proposals import decode_proposal
-from ..codec import Reader
 from ..public_message import PublicMessage
 from ..secret_tree import SecretTree
 from .registry import Case, VectorMismatch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..codec import Reader, Writer
+from ..codec import Reader, Struct, Writer
 from ..commit import Commit
 from ..crypto import CryptoProvider
 from ..framing import ContentType, WireFormat
@@ -26,7 +26,7 @@ from .registry import Case, VectorMismatch
 from .util import expect, h
 
 
-def _roundtrip_struct(name: str, cls: type, data: bytes) -> object:
+def _roundtrip_struct(name: str, cls: type[Struct], data: bytes) -> object:
     obj = cls.deserialize(data)
     expect(f"{name} re-encoding", obj.serialize(), data)
     return obj
@@ -54,7 +54,7 @@ def _public(name: str, data: bytes, content_type: ContentType) -> None:
     expect(f"{name} content_type", msg.body.content.content_type, content_type)
 
 
-STRUCTS: dict[str, type] = {
+STRUCTS: dict[str, type[Struct]] = {
     "group_secrets": GroupSecrets,
     "add_proposal": Add,
     "update_proposal": Update,

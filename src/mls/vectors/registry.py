@@ -13,7 +13,7 @@ Case = dict[str, Any]
 Checker = Callable[[Case, CryptoProvider], None]
 
 
-class VectorMismatch(Exception):  # noqa: N818 - a mismatch, not a program error
+class VectorMismatch(Exception):
     """A computed value differs from the vector's."""
 
 
