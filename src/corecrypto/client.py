@@ -1,0 +1,396 @@
+"""``CoreCrypto``: one device identity and its MLS groups, bytes in and out.
+
+The facade hides the protocol objects: group ids, KeyPackages, commits and
+Welcomes are bytes; members are identities ``"<user_id>/<device_id>"``.
+Everything is transactional: a call that raises changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mls.codec import Reader, Writer
+from mls.credentials import Credential, CredentialType
+from mls.crypto import CipherSuite, CryptoProvider, default_provider
+from mls.errors import DecodeError
+from mls.group import (
+    ApplicationMessage,
+    CommitMessage,
+    Group,
+    GroupConfig,
+    KeyPackageBundle,
+    OwnMessage,
+    ProposalMessage,
+    Signer,
+    Status,
+    create_key_package,
+    join_from_welcome,
+)
+from mls.key_package import KeyPackage
+from mls.message import MLSMessage
+from mls.private_message import PrivateMessage
+from mls.proposals import Add, ProposalType, Remove
+from mls.public_message import PublicMessage
+from mls.welcome import Welcome
+
+from .errors import (
+    CoreCryptoError,
+    GroupExistsError,
+    NoMatchingKeyPackageError,
+    UnknownGroupError,
+    UnknownMemberError,
+    WrongMessageTypeError,
+)
+from .kdf import DEFAULT_PARAMS, Argon2Params
+from .kdf import derive_key_argon2id as _argon2id
+from .results import (
+    ApplicationReceived,
+    CommitReceived,
+    OwnMessageEcho,
+    ProposalReceived,
+    Received,
+)
+
+CLIENT_MAGIC = b"CCRY"
+CLIENT_VERSION = 1
+
+
+def _identity(credential: Credential | None) -> str | None:
+    if credential is None or credential.credential_type != CredentialType.BASIC:
+        return None
+    return credential.identity.decode("utf-8", "replace")
+
+
+def valid_identity(credential: Credential, signature_key: bytes) -> bool:
+    """Our Authentication Service's syntax rule: a basic credential whose
+    identity is ``"<user_id>/<device_id>"`` in UTF-8."""
+    del signature_key
+    if credential.credential_type != CredentialType.BASIC:
+        return False
+    try:
+        user, sep, device = credential.identity.decode("utf-8").rpartition("/")
+    except UnicodeDecodeError:
+        return False
+    return bool(sep and user and device)
+
+
+@dataclass
+class _StoredKeyPackage:
+    bundle: KeyPackageBundle
+    last_resort: bool
+
+
+class CoreCrypto:
+    """One device: a signature identity, unused KeyPackages and many groups."""
+
+    def __init__(self, user_id: str, device_id: str, ciphersuite: int, signer: Signer,
+                 provider: CryptoProvider) -> None:
+        for name, value in (("user_id", user_id), ("device_id", device_id)):
+            if not value or "/" in value:
+                raise CoreCryptoError(f"{name} must be non-empty and contain no '/'")
+        self.user_id = user_id
+        self.device_id = device_id
+        self.provider = provider
+        self.cs = CipherSuite(ciphersuite, provider)
+        self.signer = signer
+        self._key_packages: dict[bytes, _StoredKeyPackage] = {}
+        self._groups: dict[bytes, Group] = {}
+
+    # -- identity ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, user_id: str, device_id: str, ciphersuite: int = 1, *,
+               provider: CryptoProvider | None = None) -> CoreCrypto:
+        """A new device identity with a fresh signature key pair."""
+        provider = provider or default_provider()
+        cs = CipherSuite(ciphersuite, provider)
+        signer = Signer.generate(cs, f"{user_id}/{device_id}".encode())
+        return cls(user_id, device_id, ciphersuite, signer, provider)
+
+    @property
+    def identity(self) -> str:
+        return f"{self.user_id}/{self.device_id}"
+
+    @property
+    def ciphersuite(self) -> int:
+        return self.cs.id
+
+    @property
+    def signature_public_key(self) -> bytes:
+        return self.signer.signature_pub
+
+    def get_identity_fingerprint(self) -> str:
+        """Lowercase SHA-256 hex of the identity's signature public key."""
+        return hashlib.sha256(self.signer.signature_pub).hexdigest()
+
+    @staticmethod
+    def derive_key_argon2id(password: str, salt: bytes,
+                            params: Argon2Params = DEFAULT_PARAMS) -> bytes:
+        """Argon2id key (32 bytes by default; m=64 MiB, t=3, p=1 at least)."""
+        return _argon2id(password, salt, params)
+
+    def _config(self) -> GroupConfig:
+        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity)
+
+    # -- KeyPackages ------------------------------------------------------------------------
+    def generate_key_packages(self, n: int, last_resort: bool = False) -> list[bytes]:
+        """``n`` fresh KeyPackages (MLSMessage-wrapped); private keys stay here."""
+        if n < 0 or n > 1000:
+            raise CoreCryptoError("generate between 0 and 1000 KeyPackages at a time")
+        out = []
+        now = int(time.time())
+        for _ in range(n):
+            bundle = create_key_package(self.cs, self.signer, now=now, last_resort=last_resort)
+            self._key_packages[bundle.key_package.ref(self.cs)] = _StoredKeyPackage(
+                bundle, last_resort)
+            out.append(MLSMessage.wrap(bundle.key_package).serialize())
+        return out
+
+    def key_package_count(self) -> int:
+        return len(self._key_packages)
+
+    def forget_key_packages(self) -> None:
+        """Drop every unused KeyPackage private key (e.g. after a server wipe)."""
+        self._key_packages.clear()
+
+    # -- groups -------------------------------------------------------------------------------
+    def _group(self, group_id: bytes) -> Group:
+        g = self._groups.get(bytes(group_id))
+        if g is None:
+            raise UnknownGroupError(f"no group {bytes(group_id).hex()} on this client")
+        return g
+
+    def group_ids(self) -> list[bytes]:
+        return sorted(self._groups)
+
+    def has_group(self, group_id: bytes) -> bool:
+        return bytes(group_id) in self._groups
+
+    def group(self, group_id: bytes) -> Group:
+        """The underlying :class:`mls.group.Group` (advanced use)."""
+        return self._group(group_id)
+
+    def delete_group(self, group_id: bytes) -> None:
+        self._groups.pop(bytes(group_id), None)
+
+    def create_group(self, group_id: bytes) -> None:
+        gid = bytes(group_id)
+        if not gid:
+            raise CoreCryptoError("group id must not be empty")
+        if gid in self._groups:
+            raise GroupExistsError(f"group {gid.hex()} already exists")
+        self._groups[gid] = Group.create(self.provider, self.cs.id, gid, self.signer,
+                                         config=self._config())
+
+    def _parse_key_package(self, data: bytes) -> KeyPackage:
+        msg = MLSMessage.deserialize(data)
+        if not isinstance(msg.body, KeyPackage):
+            raise WrongMessageTypeError(f"expected a KeyPackage, got {msg.wire_format.name}")
+        return msg.body
+
+    def add_member(self, group_id: bytes, key_package: bytes) -> tuple[bytes, bytes]:
+        return self.add_members(group_id, [key_package])
+
+    def add_members(self, group_id: bytes, key_packages: Sequence[bytes]) -> tuple[bytes, bytes]:
+        """Commit adding members: (commit, welcome); the commit is pending."""
+        if not key_packages:
+            raise CoreCryptoError("add_members needs at least one KeyPackage")
+        g = self._group(group_id)
+        adds = [Add(self._parse_key_package(kp)) for kp in key_packages]
+        out = g.commit(adds)
+        assert out.welcome is not None
+        return out.commit, out.welcome
+
+    def _leaf_of(self, g: Group, identity: str) -> int:
+        for i, leaf in g.members():
+            if _identity(leaf.credential) == identity:
+                return i
+        raise UnknownMemberError(f"{identity} is not a member of the group")
+
+    def remove_member(self, group_id: bytes, identity: str) -> bytes:
+        g = self._group(group_id)
+        leaf = self._leaf_of(g, identity)
+        if leaf == g.leaf_index:
+            raise CoreCryptoError("use leave_group to leave; a member cannot commit its removal")
+        return g.commit([Remove(leaf)]).commit
+
+    def remove_members(self, group_id: bytes, identities: Iterable[str]) -> bytes:
+        g = self._group(group_id)
+        return g.commit([Remove(self._leaf_of(g, i)) for i in identities]).commit
+
+    def self_update(self, group_id: bytes) -> bytes:
+        """An empty commit with a fresh path: post-compromise security (§12.4)."""
+        return self._group(group_id).commit(include_pending=False).commit
+
+    def commit_pending_proposals(self, group_id: bytes) -> tuple[bytes, bytes | None]:
+        """Commit everything proposed so far (e.g. someone's leave)."""
+        out = self._group(group_id).commit()
+        return out.commit, out.welcome
+
+    def leave_group(self, group_id: bytes) -> bytes:
+        """A proposal to remove ourselves, for another member to commit."""
+        return self._group(group_id).propose_leave()
+
+    def merge_pending_commit(self, group_id: bytes) -> None:
+        self._group(group_id).merge_pending_commit()
+
+    def clear_pending_commit(self, group_id: bytes) -> None:
+        self._group(group_id).clear_pending_commit()
+
+    def has_pending_commit(self, group_id: bytes) -> bool:
+        return self._group(group_id).has_pending_commit
+
+    def group_info(self, group_id: bytes) -> bytes:
+        return self._group(group_id).group_info()
+
+    # -- joining ---------------------------------------------------------------------------------
+    def process_welcome(self, welcome: bytes, ratchet_tree: bytes | None = None) -> bytes:
+        """Join the group of a Welcome addressed to one of our KeyPackages."""
+        msg = MLSMessage.deserialize(welcome)
+        if not isinstance(msg.body, Welcome):
+            raise WrongMessageTypeError(f"expected a Welcome, got {msg.wire_format.name}")
+        stored = None
+        for s in msg.body.secrets:
+            stored = self._key_packages.get(s.new_member)
+            if stored is not None:
+                ref = s.new_member
+                break
+        if stored is None:
+            raise NoMatchingKeyPackageError("the Welcome is for none of our KeyPackages")
+        g = join_from_welcome(self.provider, msg, stored.bundle, ratchet_tree=ratchet_tree,
+                              config=self._config())
+        if g.group_id in self._groups:
+            raise GroupExistsError(f"group {g.group_id.hex()} already exists on this client")
+        self._groups[g.group_id] = g
+        if not stored.last_resort:
+            del self._key_packages[ref]  # one-time keys: forward secrecy of the init key
+        return g.group_id
+
+    # -- messages ------------------------------------------------------------------------------
+    def encrypt_message(self, group_id: bytes, plaintext: bytes) -> bytes:
+        return self._group(group_id).encrypt(plaintext)
+
+    def decrypt_message(self, group_id: bytes, ciphertext: bytes) -> tuple[str, bytes]:
+        """(sender identity, plaintext) of an application message."""
+        msg = MLSMessage.deserialize(ciphertext)
+        if not isinstance(msg.body, PrivateMessage) or msg.body.content_type != 1:
+            raise WrongMessageTypeError("not an application message")
+        r = self.process_message(group_id, msg.serialize())
+        if not isinstance(r, ApplicationReceived):
+            raise WrongMessageTypeError(f"expected an application message, got {r.kind}")
+        return r.sender, r.plaintext
+
+    def process_commit(self, group_id: bytes, commit: bytes) -> None:
+        msg = MLSMessage.deserialize(commit)
+        body = msg.body
+        ct = (body.content.content_type if isinstance(body, PublicMessage)
+              else body.content_type if isinstance(body, PrivateMessage) else None)
+        if ct != 3:
+            raise WrongMessageTypeError("not a commit")
+        self.process_message(group_id, commit)
+
+    def process_message(self, group_id: bytes, message: bytes) -> Received:
+        """Process any group message and report what it was."""
+        g = self._group(group_id)
+        r = g.process(message)
+        if isinstance(r, ApplicationMessage):
+            return ApplicationReceived(_identity(r.credential) or "", r.data, r.epoch)
+        if isinstance(r, OwnMessage):
+            return OwnMessageEcho(r.content_type, r.epoch)
+        if isinstance(r, ProposalMessage):
+            target = None
+            if isinstance(r.proposal, Add):
+                target = _identity(r.proposal.key_package.leaf_node.credential)
+            elif isinstance(r.proposal, Remove):
+                leaf = g.member(r.proposal.removed)
+                target = _identity(leaf.credential) if leaf is not None else None
+            return ProposalReceived(_identity(r.credential),
+                                    ProposalType.NAMES.get(r.proposal.TYPE, "unknown"), target)
+        assert isinstance(r, CommitMessage)
+        if r.own:
+            return CommitReceived(self.identity, r.epoch, own=True)
+        added = [_identity(leaf.credential) or "" for i in r.added
+                 if (leaf := g.member(i)) is not None]
+        updated = [_identity(leaf.credential) or "" for i in r.updated
+                   if (leaf := g.member(i)) is not None]
+        return CommitReceived(_identity(r.credential), r.epoch, added,
+                              [_identity(c) or "" for _, c in r.removed], updated, r.removed_self)
+
+    # -- inspection --------------------------------------------------------------------------------
+    def members(self, group_id: bytes) -> list[str]:
+        return [_identity(leaf.credential) or "" for _, leaf in self._group(group_id).members()]
+
+    def member_keys(self, group_id: bytes) -> dict[str, bytes]:
+        """Identity -> signature public key, as the group's leaves present them."""
+        return {_identity(leaf.credential) or "": leaf.signature_key
+                for _, leaf in self._group(group_id).members()}
+
+    def epoch(self, group_id: bytes) -> int:
+        return self._group(group_id).epoch
+
+    def epoch_authenticator(self, group_id: bytes) -> bytes:
+        return self._group(group_id).epoch_authenticator
+
+    def export_secret(self, group_id: bytes, label: str, context: bytes, length: int) -> bytes:
+        return self._group(group_id).export_secret(label.encode(), context, length)
+
+    def is_active(self, group_id: bytes) -> bool:
+        return self._group(group_id).status == Status.ACTIVE
+
+    # -- persistence ------------------------------------------------------------------------------
+    def export_group_state(self, group_id: bytes) -> bytes:
+        return self._group(group_id).export_state()
+
+    def import_group_state(self, state: bytes) -> bytes:
+        """Restore (or replace) a group from :meth:`export_group_state`."""
+        g = Group.from_state(self.provider, state, self._config())
+        if g.cipher_suite.id != self.cs.id:
+            raise CoreCryptoError("group state uses another cipher suite")
+        self._groups[g.group_id] = g
+        return g.group_id
+
+    def export_state(self) -> bytes:
+        """The whole client (identity, KeyPackage keys, groups) as one versioned blob."""
+        w = Writer()
+        w.write(CLIENT_MAGIC)
+        w.u16(CLIENT_VERSION)
+        w.string(self.user_id)
+        w.string(self.device_id)
+        w.u16(self.cs.id)
+        self.signer.encode(w)
+
+        def kp(w2: Writer, item: tuple[bytes, _StoredKeyPackage]) -> None:
+            item[1].bundle.encode(w2)
+            w2.boolean(item[1].last_resort)
+
+        def grp(w2: Writer, item: tuple[bytes, Group]) -> None:
+            w2.opaque(item[1].export_state())
+
+        w.vector(sorted(self._key_packages.items()), kp)
+        w.vector(sorted(self._groups.items()), grp)
+        return w.getvalue()
+
+    @classmethod
+    def import_state(cls, data: bytes, *, provider: CryptoProvider | None = None) -> CoreCrypto:
+        provider = provider or default_provider()
+        r = Reader(bytes(data))
+        if r.read(4) != CLIENT_MAGIC:
+            raise DecodeError("not an exported CoreCrypto client")
+        version = r.u16()
+        if version != CLIENT_VERSION:
+            raise DecodeError(f"unsupported client state version {version}")
+        user, device, suite = r.string(), r.string(), r.u16()
+        client = cls(user, device, suite, Signer.decode(r), provider)
+
+        def kp(r2: Reader) -> _StoredKeyPackage:
+            return _StoredKeyPackage(KeyPackageBundle.decode(r2), r2.boolean())
+
+        for stored in r.vector(kp):
+            client._key_packages[stored.bundle.key_package.ref(client.cs)] = stored
+        for state in r.vector(Reader.opaque):
+            g = Group.from_state(provider, state, client._config())
+            client._groups[g.group_id] = g
+        r.finish("client state")
+        return client
