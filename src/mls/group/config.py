@@ -32,6 +32,8 @@ class GroupConfig:
     * ``psks``: external pre-shared keys by id (§8.4).
     * ``credential_validator``: the Authentication Service hook (§5.3.1).
     * ``max_resumption_psks``: how many epochs keep their resumption PSK.
+    * ``resumption_psks``: resumption PSKs of *other* groups by (group_id,
+      epoch), for the first commit of a reinitialized or branched group (§11).
     """
 
     ratchet: RatchetConfig = field(default_factory=RatchetConfig)
@@ -43,3 +45,4 @@ class GroupConfig:
     psks: Mapping[bytes, bytes] = field(default_factory=dict)
     credential_validator: Callable[[Credential, bytes], bool] = accept_any_credential
     max_resumption_psks: int = 8
+    resumption_psks: Mapping[tuple[bytes, int], bytes] = field(default_factory=dict)

@@ -136,7 +136,7 @@ def resolve_psks(st: GroupState, ids: Sequence[PreSharedKeyID], config: GroupCon
         if pid.psktype == PSKType.EXTERNAL:
             value = config.psks.get(pid.psk_id)
         elif pid.psk_group_id != st.context.group_id:
-            value = None
+            value = config.resumption_psks.get((pid.psk_group_id, pid.psk_epoch))
         elif pid.psk_epoch == st.epoch:
             value = st.keys.resumption_psk
         else:

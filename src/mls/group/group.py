@@ -214,12 +214,20 @@ class Group:
         st = self._state
         return mls_exporter(st.cs, st.keys.exporter_secret, label, context, length)
 
-    def resumption_psk(self) -> tuple[PreSharedKeyID, bytes]:
-        """The resumption PSK of this epoch, for a ReInit or branch (§8.6)."""
+    def resumption_psk(self, usage: ResumptionPSKUsage = ResumptionPSKUsage.REINIT
+                       ) -> tuple[PreSharedKeyID, bytes]:
+        """This epoch's resumption PSK (§8.6) with a fresh nonce: the id goes in a
+        PreSharedKey proposal of the new group's first commit, the value in the
+        ``resumption_psks`` of the new group's config and of every joiner."""
         st = self._state
-        pid = PreSharedKeyID.resumption(ResumptionPSKUsage.REINIT, st.context.group_id,
-                                        st.epoch, st.cs.random(st.cs.hash_length))
+        pid = PreSharedKeyID.resumption(usage, st.context.group_id, st.epoch,
+                                        st.cs.random(st.cs.hash_length))
         return pid, st.keys.resumption_psk
+
+    @property
+    def pending_reinit(self) -> ReInit | None:
+        """The committed ReInit, once the group was reinitialized (§11.2)."""
+        return self._state.reinit
 
     def group_info(self, *, with_ratchet_tree: bool = True, with_external_pub: bool = True
                    ) -> bytes:
@@ -386,13 +394,9 @@ class Group:
         welcome = None
         if prov.added:
             welcome = self._welcome(st, nxt, prov, path_secrets, with_ratchet_tree)
-        group_info = self._group_info_for(nxt.state, with_ratchet_tree=True)
         self._state = replace(st, secret_tree=sending_tree,
                               pending_commit=PendingCommit(message, nxt.state))
-        return CommitOutput(message, welcome, group_info, [i for i, _ in prov.added])
-
-    def _group_info_for(self, st: GroupState, *, with_ratchet_tree: bool) -> bytes:
-        return Group(st, self.config).group_info(with_ratchet_tree=with_ratchet_tree)
+        return CommitOutput(message, welcome, [i for i, _ in prov.added])
 
     def _usable_pending(self, st: GroupState, by_value: list[ProposalEntry]) -> list[ProposalEntry]:
         """Pending proposals that can go in our commit, in arrival order."""

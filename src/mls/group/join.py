@@ -31,7 +31,7 @@ from ..group_info import GroupInfo
 from ..leaf_node import LeafNodeSource
 from ..message import MLSMessage
 from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
-from ..psk import PreSharedKeyID, PSKType, psk_secret
+from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
@@ -86,7 +86,8 @@ def join_from_welcome(
         raise ValidationError("the Welcome has no secrets for this KeyPackage (§12.4.3.1)")
     secrets = open_group_secrets(cs, bundle.init_priv, w.encrypted_group_info,
                                  entry.encrypted_group_secrets)
-    psk = _psk_values(cs, secrets.psks, config, resumption_psks or {})
+    resumption = {**config.resumption_psks, **(resumption_psks or {})}
+    psk = _psk_values(cs, secrets.psks, config, resumption)
     key, nonce = ks.welcome_key_nonce(cs, ks.welcome_secret(cs, secrets.joiner_secret, psk))
     gi_bytes = cs.provider.aead_open(cs.params.aead, key, nonce, b"", w.encrypted_group_info)
     try:
@@ -96,6 +97,11 @@ def join_from_welcome(
     ctx = gi.group_context
     if ctx.cipher_suite != cs.id or ctx.version != kp.version:
         raise ValidationError("GroupInfo version or cipher suite mismatch (§12.4.3.1)")
+    for pid in secrets.psks:
+        if pid.psktype == PSKType.RESUMPTION and pid.usage != ResumptionPSKUsage.APPLICATION \
+                and ctx.epoch != 1:
+            raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
+                                  "new group (§12.4.3.1)")
     tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:

@@ -59,9 +59,9 @@ Processed = ApplicationMessage | ProposalMessage | CommitMessage | OwnMessage
 
 @dataclass(frozen=True)
 class CommitOutput:
-    """What creating a commit produces; the commit is pending until merged."""
+    """What creating a commit produces; the commit is pending until merged.
+    (A GroupInfo for external joins comes from :meth:`Group.group_info` once merged.)"""
 
     commit: bytes
     welcome: bytes | None
-    group_info: bytes
     added: list[int] = field(default_factory=list)

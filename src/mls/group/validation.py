@@ -236,10 +236,16 @@ def check_proposal_list(
             if len(pid.psk_nonce) != cs.hash_length:
                 raise ValidationError("PSK nonce length must be KDF.Nh (§8.4)")
             if pid.psktype == PSKType.RESUMPTION:
+                # reinit/branch PSKs only bind the first commit of a new group to
+                # the old one (§11.2, §11.3, §12.1.4).
+                if pid.usage != ResumptionPSKUsage.APPLICATION and epoch != 0:
+                    raise ValidationError(
+                        f"resumption PSK with usage {pid.usage.name.lower()} outside the "
+                        "creation of a reinitialized or branched group (§12.1.4)")
                 if pid.usage != ResumptionPSKUsage.APPLICATION:
-                    raise ValidationError("PreSharedKey proposals may only use resumption usage "
-                                          "application (§12.1.4)")
-                if pid.psk_epoch not in resumption_epochs and pid.psk_epoch != epoch:
+                    if (pid.psk_group_id, pid.psk_epoch) not in config.resumption_psks:
+                        raise ValidationError("resumption PSK of the previous group is unknown")
+                elif pid.psk_epoch not in resumption_epochs and pid.psk_epoch != epoch:
                     raise ValidationError(f"resumption PSK for epoch {pid.psk_epoch} is unknown")
             elif pid.psk_id not in config.psks:
                 raise ValidationError("external PSK is unknown (§12.1.4)")
