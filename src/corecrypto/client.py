@@ -351,8 +351,11 @@ class CoreCrypto:
         self._groups[g.group_id] = g
         return g.group_id
 
-    def export_state(self) -> bytes:
-        """The whole client (identity, KeyPackage keys, groups) as one versioned blob."""
+    def export_state(self, *, include_groups: bool = True) -> bytes:
+        """The whole client (identity, KeyPackage keys, groups) as one versioned blob.
+
+        Without groups it holds only the identity and KeyPackage keys, for callers
+        that store each group separately (:meth:`export_group_state`)."""
         w = Writer()
         w.write(CLIENT_MAGIC)
         w.u16(CLIENT_VERSION)
@@ -369,7 +372,7 @@ class CoreCrypto:
             w2.opaque(item[1].export_state())
 
         w.vector(sorted(self._key_packages.items()), kp)
-        w.vector(sorted(self._groups.items()), grp)
+        w.vector(sorted(self._groups.items()) if include_groups else [], grp)
         return w.getvalue()
 
     @classmethod

@@ -1,0 +1,137 @@
+"""The messaging client against the real delivery service: live delivery,
+joins and removals, the 409 conflict flow, leaving, reconnection and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from corecrypto.messenger import Messenger
+from corecrypto.transport import MemoryStore
+from corecrypto.transport_cpython import HttpTransport
+
+pytestmark = pytest.mark.asyncio
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def texts(m: Messenger, gid: bytes) -> list[str]:
+    return [x.text for x in m.conversations[gid].messages if x.kind == "text"]
+
+
+@pytest.fixture
+async def people(client_server: object) -> AsyncIterator[Callable[[str], Awaitable[Messenger]]]:
+    made: list[Messenger] = []
+    suffix = secrets.token_hex(3)
+
+    async def make(name: str) -> Messenger:
+        m = Messenger(HttpTransport(client_server.base_url), MemoryStore())  # type: ignore[attr-defined]
+        user = f"{name}{suffix}"
+        password = f"correct horse {name} battery"
+        await m.register(user, password)
+        await m.login_new_device(user, password)
+        m.start()
+        made.append(m)
+        return m
+
+    yield make
+    for m in made:
+        await m.stop()
+
+
+async def test_live_group_messaging(people: Callable[[str], Awaitable[Messenger]]) -> None:
+    alice, bob, carol = await people("alice"), await people("bob"), await people("carol")
+    await eventually(lambda: alice.status == bob.status == carol.status == "online")
+    conv = await alice.create_conversation("Plans", [bob.user_id])
+    gid = conv.group_id
+    await eventually(lambda: gid in bob.conversations and bob.conversations[gid].name == "Plans")
+    await alice.send_text(gid, "hello bob")
+    await eventually(lambda: texts(bob, gid) == ["hello bob"])
+    await bob.send_text(gid, "hi alice")
+    await eventually(lambda: texts(alice, gid) == ["hello bob", "hi alice"])
+    assert [m.state for m in alice.conversations[gid].messages if m.own] == ["sent"]
+    # carol joins later and sees only what follows.
+    await alice.add_members(gid, [carol.user_id])
+    await eventually(lambda: gid in carol.conversations)
+    await bob.send_text(gid, "welcome carol")
+    await eventually(lambda: texts(carol, gid) == ["welcome carol"])
+    # bob is removed and receives nothing more.
+    await alice.remove_member(gid, bob.user_id)
+    await eventually(lambda: not bob.conversations[gid].active)
+    await carol.send_text(gid, "bob cannot read this")
+    await eventually(lambda: texts(alice, gid)[-1] == "bob cannot read this")
+    await asyncio.sleep(0.3)
+    assert "bob cannot read this" not in texts(bob, gid)
+    assert sorted(alice.members(gid)) == sorted([alice.identity, carol.identity])
+    codes = {alice.group_code(gid), carol.group_code(gid)}
+    assert len(codes) == 1
+
+
+async def test_conflicting_commits_resolve(people: Callable[[str], Awaitable[Messenger]]) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    conv = await alice.create_conversation("Race", [bob.user_id])
+    gid = conv.group_id
+    await eventually(lambda: gid in bob.conversations)
+    await bob.sync()
+    # Both update at once: one wins, the other clears, catches up and retries.
+    await asyncio.gather(alice.self_update(gid), bob.self_update(gid))
+    await alice.sync()
+    await bob.sync()
+    assert alice.core_.epoch(gid) == bob.core_.epoch(gid)
+    assert alice.core_.epoch_authenticator(gid) == bob.core_.epoch_authenticator(gid)
+    await alice.send_text(gid, "still friends")
+    await eventually(lambda: texts(bob, gid)[-1:] == ["still friends"])
+
+
+async def test_leave_is_committed_by_another_member(
+        people: Callable[[str], Awaitable[Messenger]]) -> None:
+    alice, bob, carol = await people("alice"), await people("bob"), await people("carol")
+    conv = await alice.create_conversation("Leaving", [bob.user_id, carol.user_id])
+    gid = conv.group_id
+    await eventually(lambda: gid in bob.conversations and gid in carol.conversations)
+    await carol.sync()
+    await carol.leave(gid)
+    await eventually(lambda: sorted(alice.members(gid)) == sorted([alice.identity, bob.identity]))
+    await eventually(lambda: carol.conversations[gid].messages[-1].text.startswith("You were"))
+
+
+async def test_restart_from_store_and_reconnect(
+        people: Callable[[str], Awaitable[Messenger]], client_server: object) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    conv = await alice.create_conversation("Restart", [bob.user_id])
+    gid = conv.group_id
+    await eventually(lambda: gid in bob.conversations)
+    await bob.stop()
+    await alice.send_text(gid, "while you were away")
+    # bob restarts from his store and catches up through the push channel.
+    bob2 = await Messenger.load(bob.transport, bob.store)
+    assert bob2 is not None
+    bob2.start()
+    try:
+        await eventually(lambda: texts(bob2, gid) == ["while you were away"])
+        await bob2.send_text(gid, "back")
+        await eventually(lambda: texts(alice, gid)[-1:] == ["back"])
+    finally:
+        await bob2.stop()
+
+
+async def test_safety_numbers_match_and_verification(
+        people: Callable[[str], Awaitable[Messenger]]) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    a = await alice.safety_number_with(bob.user_id)
+    b = await bob.safety_number_with(alice.user_id)
+    assert a.digits == b.digits and len(a.groups) == 12
+    assert b.matches_scanned(a.qr_payload())
+    await alice.mark_verified(bob.user_id)
+    assert alice.trust.is_verified(bob.user_id)
+    await alice.unverify(bob.user_id)
+    assert not alice.trust.is_verified(bob.user_id)
