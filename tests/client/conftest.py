@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "delivery"))
 
-from ds_harness import Postgres, ServerProcess  # noqa: E402
+from ds_harness import Postgres, ServerProcess
 
 
 @pytest.fixture(scope="session")
