@@ -82,7 +82,10 @@ async function main() {
 
   // Start libsodium's WebAssembly while Pyodide loads; both must be ready before any
   // Python runs, because the provider calls into JS synchronously.
-  const [pyodide] = await Promise.all([loadPyodide(), init()]);
+  // packageBaseUrl: were a Pyodide package ever requested, Pyodide would look for it in
+  // node_modules and fail, instead of downloading it from its default CDN.
+  const packageBaseUrl = `${dirname(pyodideEntry)}/`;
+  const [pyodide] = await Promise.all([loadPyodide({ packageBaseUrl }), init()]);
   await register(pyodide);
   pyodide.setStdout(forward(process.stdout));
   pyodide.setStderr(forward(process.stderr));
@@ -96,8 +99,7 @@ async function main() {
   if (job.cwd) FS.mkdirTree(job.cwd);
 
   // The job runs like `python -c`: SystemExit and uncaught exceptions become the exit
-  // status (the traceback goes to stderr), but the value of a final int expression
-  // counts too.
+  // status (the traceback goes to stderr); so does the value of a final int expression.
   const runner = pyodide.runPython(`
 import os, sys, traceback
 from pyodide.code import eval_code

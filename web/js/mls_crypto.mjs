@@ -62,6 +62,21 @@ function isAllZero(bytes) {
   return acc === 0;
 }
 
+/**
+ * Guards an exported primitive: its byte arguments must be Uint8Arrays. `attempt`
+ * below turns library exceptions into "invalid input", so without this check a caller
+ * passing the wrong type (say, a Python bytes proxy instead of `to_js(bytes)`) would
+ * see a plausible CryptoError instead of its bug.
+ */
+function checked(fn) {
+  return (alg, ...args) => {
+    for (const a of args) {
+      if (!(a instanceof Uint8Array)) throw new TypeError(`mls_crypto_js.${fn.name}: expected Uint8Array arguments`);
+    }
+    return fn(alg, ...args);
+  };
+}
+
 /** Runs `fn`, mapping any exception raised by the library on bad input to undefined. */
 function attempt(fn) {
   try {
@@ -184,13 +199,13 @@ function makePrimitives() {
   }
 
   return Object.freeze({
-    aead_seal: aeadSeal,
-    aead_open: aeadOpen,
-    kem_public_key: kemPublicKey,
-    dh,
-    signature_public_key: signaturePublicKey,
-    sign,
-    verify,
+    aead_seal: checked(aeadSeal),
+    aead_open: checked(aeadOpen),
+    kem_public_key: checked(kemPublicKey),
+    dh: checked(dh),
+    signature_public_key: checked(signaturePublicKey),
+    sign: checked(sign),
+    verify: checked(verify),
   });
 }
 

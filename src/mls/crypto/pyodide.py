@@ -8,9 +8,11 @@ primitive, no awaiting. Hashes, HMAC and randomness stay in Python (``hashlib``,
 ``hmac`` and ``os.urandom``, which Emscripten backs with
 ``crypto.getRandomValues``): a crossing costs more than hashing a few hundred bytes.
 
-Length checks happen here, before crossing, with the CPython provider's messages;
-the JS side reports any other rejection (invalid point or scalar, bad tag, all-zero
-shared secret) by returning ``undefined``, which arrives as ``None``.
+Length checks happen here, before crossing, with the CPython provider's messages
+(one deliberate difference: AEAD nonces must be 12 bytes, ``Nn`` of every MLS AEAD,
+where ``cryptography`` lets AES-GCM take others); the JS side reports any other
+rejection (invalid point or scalar, bad tag, all-zero shared secret) by returning
+``undefined``, which arrives as ``None``.
 
 This module imports on CPython (for type checking); only constructing
 :class:`PyodideProvider` needs Pyodide.
