@@ -56,7 +56,13 @@ PYODIDE_FILES = (
 ESM_ENTRIES = {
     "libsodium-wrappers-sumo": "dist/modules-sumo-esm/libsodium-wrappers.mjs",
     "libsodium-sumo": "dist/modules-sumo-esm/libsodium-sumo.mjs",
+    "qrcode-generator": "dist/qrcode.mjs",  # the safety-number QR code, drawn locally
 }
+#: PyScript: its bundled ES modules and stylesheet (no source maps); the page's
+#: config points its interpreter at our own pyodide/ instead of the CDN default.
+PYSCRIPT = "@pyscript/core"
+#: The web chat's Python sources (web/app/), shipped as one zip the page unpacks.
+APP_DIR = "app"
 #: npm packages imported by subpath (``@noble/curves/nist.js``): all their modules.
 ESM_TREES = ("@noble/ciphers", "@noble/curves", "@noble/hashes")
 #: Python packages of the browser wheel.
@@ -135,8 +141,16 @@ def _vendor_outputs(node_modules: Path) -> tuple[dict[str, Output], dict[str, st
         if not src.is_file():
             raise BuildError(f"node_modules/{pkg}/{entry} is missing: run `npm ci`")
         outputs[f"vendor/{pkg}/{src.name}"] = Copy(src)
-        outputs[f"vendor/{pkg}/LICENSE"] = Copy(node_modules / pkg / "LICENSE")
+        if (node_modules / pkg / "LICENSE").is_file():  # else the header carries it
+            outputs[f"vendor/{pkg}/LICENSE"] = Copy(node_modules / pkg / "LICENSE")
         imports[pkg] = f"./vendor/{pkg}/{src.name}"
+    pyscript = node_modules / PYSCRIPT / "dist"
+    if not (pyscript / "core.js").is_file():
+        raise BuildError(f"node_modules/{PYSCRIPT}/dist/core.js is missing: run `npm ci`")
+    for path in _tree(pyscript, (".js", ".css"), frozenset()):
+        outputs[f"vendor/{PYSCRIPT}/dist/{path.name}"] = Copy(path)
+    outputs[f"vendor/{PYSCRIPT}/LICENSE"] = Copy(node_modules / PYSCRIPT / "LICENSE")
+    imports[PYSCRIPT] = f"./vendor/{PYSCRIPT}/dist/core.js"
     for pkg in ESM_TREES:
         base = node_modules / pkg
         # The compiled .js modules only; src/ holds the TypeScript sources.
@@ -199,6 +213,23 @@ def build_wheel() -> tuple[str, bytes]:
     return f"{WHEEL_NAME}-{version}-py3-none-any.whl", buf.getvalue()
 
 
+def build_app_zip() -> bytes:
+    """The web chat's Python package(s) under web/app/, as a reproducible zip."""
+    base = WEB / APP_DIR
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in _tree(base, (".py",), frozenset({"__pycache__"})):
+            info = zipfile.ZipInfo(path.relative_to(base).as_posix(), date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, path.read_bytes())
+    return buf.getvalue()
+
+
+def _sri(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
 def _importmap_tag(imports: dict[str, str]) -> str:
     body = json.dumps({"imports": imports}, indent=2, sort_keys=True)
     return f'<script type="importmap">\n{body}\n</script>'
@@ -210,7 +241,8 @@ def _web_outputs(out: Path, imports: dict[str, str]) -> dict[str, Output]:
     tag = _importmap_tag(imports)
     for dirpath, dirnames, filenames in os.walk(WEB):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if (here / d).resolve() != out.resolve())
+        dirnames[:] = sorted(d for d in dirnames if (here / d).resolve() != out.resolve()
+                             and (here / d).resolve() != (WEB / APP_DIR).resolve())
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(WEB).as_posix()
@@ -224,18 +256,21 @@ def _web_outputs(out: Path, imports: dict[str, str]) -> dict[str, Output]:
 
 def plan(out: Path, node_modules: Path = DEFAULT_NODE_MODULES) -> dict[str, Output]:
     """Every file of the bundle, by path relative to ``out``."""
-    check_node_modules(node_modules, [*ESM_ENTRIES, *ESM_TREES, "pyodide"])
+    check_node_modules(node_modules, [*ESM_ENTRIES, *ESM_TREES, PYSCRIPT, "pyodide"])
     outputs = _pyodide_outputs(node_modules)
     vendor, imports = _vendor_outputs(node_modules)
     outputs |= vendor
     wheel_name, wheel = build_wheel()
     outputs[f"py/{wheel_name}"] = wheel
+    app = build_app_zip()
+    outputs["py/app.zip"] = app
     outputs |= _web_outputs(out, imports)
-    integrity = "sha384-" + base64.b64encode(hashlib.sha384(wheel).digest()).decode()
     manifest = {
         "pyodide": _pinned_versions()["pyodide"],
         "wheel": f"py/{wheel_name}",
-        "wheel_integrity": integrity,
+        "wheel_integrity": _sri(wheel),
+        "app": "py/app.zip",
+        "app_integrity": _sri(app),
         "importmap": {"imports": imports},
     }
     outputs["build.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()

@@ -127,7 +127,7 @@ def run(runs: int) -> dict[str, Any]:
                 context = browser.new_context()  # empty HTTP cache and code cache
                 guard = OriginGuard(context, origin)
                 page = context.new_page()
-                page.goto(f"{origin}/index.html")
+                page.goto(f"{origin}/selfcheck.html")
                 cold.append(_ready_times(page))
                 for _ in range(runs):
                     page.reload()

@@ -37,7 +37,9 @@ def bundle() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
+# Module, not session: while a sync Playwright is running, its thread looks as if it
+# ran an asyncio loop, so every async test run after it in the same process fails.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         browser = launch_chromium(p)

@@ -46,7 +46,7 @@ def test_bundle_contents(built: Path) -> None:
         assert target.exists(), (specifier, target)
     # The libraries' own bare imports resolve through the map.
     assert (built / imports["@noble/hashes/"] / "sha2.js").is_file()
-    page = (built / "index.html").read_text()
+    page = (built / "selfcheck.html").read_text()
     assert "<!-- importmap -->" not in page
     found = re.search(r'<script type="importmap">(.*?)</script>', page, re.S)
     assert found is not None

@@ -74,7 +74,7 @@ def test_bundle_in_chromium(bundle: Path, browser: Browser, run_cache: RunCache)
             lambda m: page_errors.append(m.text) if m.type == "error" else None,
         )
         try:
-            page.goto(f"{origin}/index.html")
+            page.goto(f"{origin}/selfcheck.html")
             page.wait_for_function("document.documentElement.dataset.state", timeout=180_000)
             state = page.evaluate("document.documentElement.dataset.state")
             status = page.inner_text("#status")

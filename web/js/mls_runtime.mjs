@@ -19,12 +19,24 @@ async function fetchOk(url, options) {
   return response;
 }
 
-async function fetchWheel() {
-  // build.json changes with every rebuild, so revalidate it; the wheel is then
-  // checked against the hash it names (Subresource Integrity).
-  const manifest = await (await fetchOk(new URL("build.json", BUNDLE_URL), { cache: "no-cache" })).json();
-  const response = await fetchOk(new URL(manifest.wheel, BUNDLE_URL), { integrity: manifest.wheel_integrity });
+/** The bundle's manifest (build.json), revalidated: it changes with every rebuild. */
+export async function fetchManifest() {
+  return (await fetchOk(new URL("build.json", BUNDLE_URL), { cache: "no-cache" })).json();
+}
+
+/**
+ * An archive the manifest names (`"wheel"` or `"app"`), checked against the hash it
+ * gives (Subresource Integrity).
+ */
+export async function fetchArchive(manifest, key) {
+  const response = await fetchOk(new URL(manifest[key], BUNDLE_URL), {
+    integrity: manifest[`${key}_integrity`],
+  });
   return response.arrayBuffer();
+}
+
+async function fetchWheel() {
+  return fetchArchive(await fetchManifest(), "wheel");
 }
 
 /**

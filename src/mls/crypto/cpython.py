@@ -77,14 +77,21 @@ class CPythonProvider:
             return ChaCha20Poly1305(key)
         return AESGCM(key)
 
+    @staticmethod
+    def _check_nonce(alg: AeadAlg, nonce: bytes) -> None:
+        if len(nonce) != alg.nonce_size:
+            raise CryptoError(f"{alg.name} nonce must be {alg.nonce_size} bytes")
+
     def aead_seal(
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes
     ) -> bytes:
+        self._check_nonce(alg, nonce)
         return self._aead(alg, key).encrypt(nonce, plaintext, aad)
 
     def aead_open(
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes
     ) -> bytes:
+        self._check_nonce(alg, nonce)
         try:
             return self._aead(alg, key).decrypt(nonce, ciphertext, aad)
         except InvalidTag as e:

@@ -1,0 +1,1 @@
+"""The Intellacc web chat, in Python under PyScript (Pyodide)."""
