@@ -1,7 +1,7 @@
 """Password-based key derivation with Argon2id (RFC 9106).
 
 On CPython this uses argon2-cffi; under Pyodide, libsodium's ``crypto_pwhash``
-(through the same JS module as the MLS crypto provider). Both compute
+(through ``web/js/vault.mjs``, registered as ``vault_js``). Both compute
 Argon2id v1.3 with parallelism 1, so the same password, salt and costs give
 the same key on both.
 """
@@ -62,12 +62,14 @@ def derive_key_argon2id(password: str, salt: bytes, params: Argon2Params = DEFAU
 def _libsodium(secret: bytes, salt: bytes, params: Argon2Params) -> bytes:
     if len(salt) != 16:
         raise KdfParameterError("in the browser (libsodium) the Argon2id salt must be 16 bytes")
-    # Registered by the browser glue; absent on CPython, hence imported by name.
-    js = importlib.import_module("mls_crypto_js")
+    # Registered by web/js/vault.mjs (loaded by mls_runtime.mjs); absent on CPython,
+    # hence imported by name. Synchronous: libsodium's crypto_pwhash is.
+    js = importlib.import_module("vault_js")
     to_js = importlib.import_module("pyodide.ffi").to_js
     out = js.argon2id(to_js(secret), to_js(salt), params.iterations, params.memory_kib * 1024,
                       params.length)
     if out is None:
         raise KdfParameterError("libsodium refused the Argon2id parameters")
     result: bytes = out.to_bytes()
+    out.fill(0)  # the JS copy; Python's bytes cannot be wiped
     return result
