@@ -14,4 +14,4 @@ echo "== mypy --strict"
 echo "== browser bundle"
 $PY build.py
 echo "== pytest"
-$PY -m pytest -n auto -q "$@" tests
+$PY -m pytest -n auto --dist loadfile -q "$@" tests

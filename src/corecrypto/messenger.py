@@ -368,6 +368,7 @@ class Messenger:
             self.core_.delete_group(conv.group_id)
             self.cursors.pop(conv.group_id, None)
             await self.store.delete(f"group:{conv.id}")
+            self._emit("conversation", conversation=conv.id, name=conv.name)
             return
         who = user_of(r.sender or "") or "someone"
         for ident in r.added:
@@ -497,6 +498,8 @@ class Messenger:
                 log.info("push channel broke: %s", e)
             except MessengerError as e:
                 log.warning("push processing failed: %s", e)
+            except Exception:  # noqa: BLE001 - the push loop must outlive any one bug
+                log.exception("push loop error; reconnecting")
             if self._stopping:
                 break
             self._set_status("reconnecting")
