@@ -586,8 +586,10 @@ class Messenger:
             todo = [k for k in kps if _kp_identity(k) not in present]
             return self.core_.add_members(gid, todo)
 
-        await self._commit_with_retry(gid, make, missing)
         conv = self.conversations[gid]
+        if await self._commit_with_retry(gid, make, missing):
+            self._system(conv, f"You added {', '.join(names)}.")
+            await self._save_group(gid)
         # Joiners see only what follows their Welcome: tell them the name.
         await self._send_payload(gid, {"type": "meta", "name": conv.name})
 
@@ -595,9 +597,11 @@ class Messenger:
         def targets() -> list[str]:
             return [i for i in self.core_.members(gid) if user_of(i) == username]
 
-        await self._commit_with_retry(
-            gid, lambda: (self.core_.remove_members(gid, targets()), None),
-            lambda: bool(targets()))
+        if await self._commit_with_retry(
+                gid, lambda: (self.core_.remove_members(gid, targets()), None),
+                lambda: bool(targets())):
+            self._system(self.conversations[gid], f"You removed {username}.")
+            await self._save_group(gid)
 
     async def self_update(self, gid: bytes) -> None:
         await self._commit_with_retry(gid, lambda: (self.core_.self_update(gid), None),
