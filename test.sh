@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 PY=.venv/bin/python
 
 echo "== ruff"
-.venv/bin/ruff check src tests bench build.py
+.venv/bin/ruff check src tests bench web build.py
 echo "== mypy --strict"
 .venv/bin/mypy --strict src/mls src/corecrypto src/delivery
 echo "== browser bundle"

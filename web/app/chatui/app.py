@@ -20,10 +20,18 @@ from typing import Any
 
 import js  # type: ignore[import-not-found]
 
-from corecrypto.messenger import ChatMessage, Conversation, Messenger, MessengerError, user_of
+from corecrypto.messenger import (
+    ChatMessage,
+    Messenger,
+    MessengerError,
+    gid_bytes,
+    user_of,
+)
 from corecrypto.transport import TransportError
 from corecrypto.transport_browser import BrowserTransport
 from corecrypto.trust import group_hex, identity_fingerprint
+from corecrypto.vault import Vault, WrongPasswordError
+from corecrypto.vault_browser import open_browser_vault
 from mls.errors import MLSError
 
 from .dom import Region, announce, append, by_id, document, h, on, set_state, spawn
@@ -66,9 +74,6 @@ class ChatApp:
 
     # -- start-up ------------------------------------------------------------------------
     async def boot(self) -> None:
-        from corecrypto.vault import Vault
-        from corecrypto.vault_browser import open_browser_vault
-
         self.vault = await open_browser_vault(idle_lock_seconds=IDLE_LOCK_SECONDS)
         assert isinstance(self.vault, Vault)
         self.vault.on_lock(lambda *_: spawn(self._locked()))
@@ -181,8 +186,6 @@ class ChatApp:
             self.idle()
             # Nothing half-made stays behind: the next attempt starts afresh.
             await self.vault.panic(None)
-            from corecrypto.vault_browser import open_browser_vault
-
             self.vault = await open_browser_vault(idle_lock_seconds=IDLE_LOCK_SECONDS)
             self.vault.on_lock(lambda *_: spawn(self._locked()))
             self.show_welcome(mode)
@@ -211,8 +214,6 @@ class ChatApp:
 
     async def _unlock_submit(self, ev: Any) -> None:
         ev.preventDefault()
-        from corecrypto.vault import WrongPasswordError
-
         self.busy("Unlocking…")
         await asyncio.sleep(0.05)
         try:
@@ -482,7 +483,7 @@ class ChatApp:
             if data.get("event") == "key-change":
                 announce(f"{data['user']}'s keys changed.")
 
-    # -- modals ------------------------------------------------------------------------------------------
+    # -- modals ---------------------------------------------------------------------------
     def open_modal(self, title: str, *body: Any) -> None:
         with self.modal.render() as box:
             dialog = h("div", {"class_": "dialog", "role": "dialog", "aria-modal": "true",
@@ -491,7 +492,8 @@ class ChatApp:
                          h("h2", {"id": "modal-title"}, title),
                          h("button", {"type": "button", "class_": "close",
                                       "aria-label": "Close",
-                                      "on_click": lambda _e: self.close_modal()}, "×")),
+                                      "on_click": lambda _e: self.close_modal()},
+                         "\u00d7")),  # multiplication sign as the close glyph
                        *body)
             on(dialog, "keydown", lambda ev: self.close_modal() if ev.key == "Escape" else None)
             append(box, h("div", {"class_": "backdrop"}), dialog)
@@ -747,8 +749,6 @@ class ChatApp:
             await m.stop()
             m.core = None
         await self.vault.panic(cleanup)
-        from corecrypto.vault_browser import open_browser_vault
-
         self.vault = await open_browser_vault(idle_lock_seconds=IDLE_LOCK_SECONDS)
         self.vault.on_lock(lambda *_: spawn(self._locked()))
         self.close_modal()
@@ -758,10 +758,4 @@ class ChatApp:
 
 
 def _gid(text: str) -> bytes:
-    from corecrypto.messenger import gid_bytes
-
     return gid_bytes(text)
-
-
-def conversation_title(conv: Conversation) -> str:
-    return conv.name

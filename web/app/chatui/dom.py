@@ -103,7 +103,7 @@ class Region:
 @contextmanager
 def owned(region_proxies: list[Any]) -> Iterator[None]:
     """Collect the handlers created inside into ``region_proxies``."""
-    global _collector
+    global _collector  # noqa: PLW0603 - the collector is a dynamic scope
     outer, _collector = _collector, region_proxies
     try:
         yield

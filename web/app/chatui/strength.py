@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-COMMON = frozenset("""
-password 123456 123456789 12345678 qwerty abc123 password1 111111 123123 iloveyou
-admin welcome monkey dragon letmein football baseball sunshine princess qwertyuiop
-passw0rd trustno1 starwars whatever secret shadow master 1q2w3e4r zaq12wsx
-""".split())
+COMMON = frozenset((
+    "password", "123456", "123456789", "12345678", "qwerty", "abc123", "password1",
+    "111111", "123123", "iloveyou", "admin", "welcome", "monkey", "dragon", "letmein",
+    "football", "baseball", "sunshine", "princess", "qwertyuiop", "passw0rd", "trustno1",
+    "starwars", "whatever", "secret", "shadow", "master", "1q2w3e4r", "zaq12wsx",
+))
 
 LABELS = ("very weak", "weak", "fair", "good", "strong")
 
