@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
@@ -13,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import CryptoError, DecryptionError
-from .hashing import digest, hmac_digest
-from .provider import AeadAlg, HashAlg, KemAlg, SignatureScheme
+from .hashing import StdlibPrimitives
+from .provider import AeadAlg, KemAlg, SignatureScheme
 
 _RAW = serialization.Encoding.Raw
 _RAW_PUB = serialization.PublicFormat.Raw
@@ -54,19 +52,10 @@ def _ec_public(curve: ec.EllipticCurve, pk: bytes) -> ec.EllipticCurvePublicKey:
         raise CryptoError(f"{curve.name} public key is not a point on the curve") from e
 
 
-class CPythonProvider:
+class CPythonProvider(StdlibPrimitives):
     """:class:`~mls.crypto.provider.CryptoProvider` backed by ``cryptography``."""
 
     name = "cpython-cryptography"
-
-    def random(self, n: int) -> bytes:
-        return os.urandom(n)
-
-    def hash(self, alg: HashAlg, data: bytes) -> bytes:
-        return digest(alg, data)
-
-    def hmac(self, alg: HashAlg, key: bytes, data: bytes) -> bytes:
-        return hmac_digest(alg, key, data)
 
     # -- AEAD ------------------------------------------------------------------
     @staticmethod

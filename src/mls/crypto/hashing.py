@@ -1,6 +1,7 @@
-"""Hash and HMAC from the standard library, shared by every provider.
+"""Hash, HMAC and randomness from the standard library, shared by every provider.
 
-``hashlib`` and ``hmac`` exist both on CPython and in Pyodide's core, so no
+``hashlib``, ``hmac`` and ``os.urandom`` exist both on CPython and in Pyodide
+(where Emscripten backs ``urandom`` with ``crypto.getRandomValues``), so no
 provider needs to cross into a foreign runtime for them.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 
 from .provider import HashAlg
 
@@ -18,3 +20,18 @@ def digest(alg: HashAlg, data: bytes) -> bytes:
 
 def hmac_digest(alg: HashAlg, key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, alg.hashlib_name)
+
+
+class StdlibPrimitives:
+    """The provider methods every runtime implements the same way."""
+
+    __slots__ = ()
+
+    def random(self, n: int) -> bytes:
+        return os.urandom(n)
+
+    def hash(self, alg: HashAlg, data: bytes) -> bytes:
+        return digest(alg, data)
+
+    def hmac(self, alg: HashAlg, key: bytes, data: bytes) -> bytes:
+        return hmac_digest(alg, key, data)

@@ -21,12 +21,11 @@ This module imports on CPython (for type checking); only constructing
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 from ..errors import CryptoError, DecryptionError
-from .hashing import digest, hmac_digest
-from .provider import AeadAlg, HashAlg, KemAlg, SignatureScheme
+from .hashing import StdlibPrimitives
+from .provider import AeadAlg, KemAlg, SignatureScheme
 
 _Alg = KemAlg | SignatureScheme
 
@@ -95,7 +94,7 @@ def _load_js() -> tuple[Any, Any]:
     return js, ffi.to_js
 
 
-class PyodideProvider:
+class PyodideProvider(StdlibPrimitives):
     """:class:`~mls.crypto.provider.CryptoProvider` over JS libraries, for Pyodide."""
 
     name = "pyodide-js"
@@ -133,15 +132,6 @@ class PyodideProvider:
             return None
         out: bytes = result.to_bytes()
         return out
-
-    def random(self, n: int) -> bytes:
-        return os.urandom(n)
-
-    def hash(self, alg: HashAlg, data: bytes) -> bytes:
-        return digest(alg, data)
-
-    def hmac(self, alg: HashAlg, key: bytes, data: bytes) -> bytes:
-        return hmac_digest(alg, key, data)
 
     # -- AEAD ------------------------------------------------------------------
     @staticmethod

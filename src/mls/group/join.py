@@ -62,6 +62,21 @@ def _psk_values(
     return psk_secret(cs, values)
 
 
+def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
+                  config: GroupConfig) -> RatchetTree:
+    """The tree a joiner gets with a GroupInfo, after checking the GroupInfo's
+    signature by its signer's leaf and the tree itself (§12.4.3, §12.4.3.1)."""
+    tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
+    signer_leaf = tree.leaf(gi.signer)
+    if signer_leaf is None:
+        raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
+    if not gi.verify(cs, signer_leaf.signature_key):
+        raise SignatureError("GroupInfo signature is invalid (§12.4.3.1)")
+    ctx = gi.group_context
+    check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
+    return tree
+
+
 def join_from_welcome(
     provider: CryptoProvider,
     welcome: bytes | MLSMessage,
@@ -102,13 +117,7 @@ def join_from_welcome(
                 and ctx.epoch != 1:
             raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
                                   "new group (§12.4.3.1)")
-    tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
-    signer_leaf = tree.leaf(gi.signer)
-    if signer_leaf is None:
-        raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
-    if not gi.verify(cs, signer_leaf.signature_key):
-        raise SignatureError("GroupInfo signature is invalid (§12.4.3.1)")
-    check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
+    tree = verified_tree(cs, gi, ratchet_tree, config)
     my_leaf = next((i for i, leaf in tree.leaves() if leaf == kp.leaf_node), None)
     if my_leaf is None:
         raise ValidationError("our KeyPackage's leaf is not in the tree (§12.4.3.1)")
@@ -163,11 +172,7 @@ def join_external(
     gi = msg.body
     ctx = gi.group_context
     cs = CipherSuite(ctx.cipher_suite, provider)
-    tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
-    signer_leaf = tree.leaf(gi.signer)
-    if signer_leaf is None or not gi.verify(cs, signer_leaf.signature_key):
-        raise SignatureError("GroupInfo signature is invalid (§12.4.3)")
-    check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
+    tree = verified_tree(cs, gi, ratchet_tree, config)
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise ValidationError("GroupInfo has no external_pub extension (§12.4.3.2)")
