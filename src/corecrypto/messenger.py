@@ -690,6 +690,15 @@ class Messenger:
             self._emit("trust", event=e.kind, user=e.user_id, detail=e.detail)
         await self._save_trust()
 
+    async def refresh_trust(self, gid: bytes) -> None:
+        """Re-read the key directory for everyone in a conversation: raises
+        key-change and possible-MITM events (e.g. when a conversation is opened)."""
+        conv = self.conversations.get(gid)
+        if conv is not None:
+            async with self._lock:
+                await self._check_member_keys(conv)
+                await self._save_group(gid)
+
     async def safety_number_with(self, username: str) -> SafetyNumber:
         mine = (await self.directory(self.user_id)).values()
         theirs = (await self.directory(username)).values()

@@ -135,3 +135,23 @@ async def test_safety_numbers_match_and_verification(
     assert alice.trust.is_verified(bob.user_id)
     await alice.unverify(bob.user_id)
     assert not alice.trust.is_verified(bob.user_id)
+
+
+async def test_key_change_drops_verification(
+        people: Callable[[str], Awaitable[Messenger]], client_server: object) -> None:
+    alice, bob = await people("alice"), await people("bob")
+    conv = await alice.create_conversation("Keys", [bob.user_id])
+    await alice.mark_verified(bob.user_id)
+    events: list[str] = []
+    alice.on_event(lambda kind, data: events.append(data.get("event", "")) if kind == "trust"
+                   else None)
+    # bob signs in on a second device: his key set changes.
+    bob2 = Messenger(HttpTransport(client_server.base_url), MemoryStore())  # type: ignore[attr-defined]
+    await bob2.login_new_device(bob.user_id, "correct horse bob battery")
+    await alice.refresh_trust(conv.group_id)
+    assert "key-change" in events and "unverified" in events
+    assert not alice.trust.is_verified(bob.user_id)
+    assert alice.trust.needs_warning(bob.user_id)
+    # The new safety number covers both of bob's devices, and both sides agree on it.
+    sn = await alice.safety_number_with(bob.user_id)
+    assert sn.digits == (await bob2.safety_number_with(alice.user_id)).digits

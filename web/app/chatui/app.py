@@ -346,11 +346,21 @@ class ChatApp:
         self.current = gid
         if self.messenger is not None:
             self.messenger.mark_read(gid)
+            spawn(self._refresh_trust(gid))
         self.render_sidebar()
         self.render_chat()
         box = by_id("composer-input")
         if box is not None:
             box.focus()
+
+    async def _refresh_trust(self, gid: bytes) -> None:
+        m = self.messenger
+        if m is None:
+            return
+        try:
+            await m.refresh_trust(gid)
+        except (MessengerError, TransportError) as e:
+            announce(f"Could not check keys: {e}")
 
     def _sender_badge(self, sender: str) -> Any:
         m = self.messenger
