@@ -498,7 +498,7 @@ class Messenger:
                 log.info("push channel broke: %s", e)
             except MessengerError as e:
                 log.warning("push processing failed: %s", e)
-            except Exception:  # noqa: BLE001 - the push loop must outlive any one bug
+            except Exception:
                 log.exception("push loop error; reconnecting")
             if self._stopping:
                 break
