@@ -498,7 +498,7 @@ class Messenger:
                 log.info("push channel broke: %s", e)
             except MessengerError as e:
                 log.warning("push processing failed: %s", e)
-            except Exception:
+            except Exception:  # the push loop must outlive any one bug: log it, reconnect
                 log.exception("push loop error; reconnecting")
             if self._stopping:
                 break
