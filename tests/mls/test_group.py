@@ -373,3 +373,22 @@ def test_state_export_is_deterministic_and_versioned() -> None:
     restored.merge_pending_commit()
     b.process(out.commit)
     same_epoch([restored, b])
+
+
+def test_late_message_is_attributed_to_the_sender_of_its_epoch() -> None:
+    a, b, c = setup(3)
+    cs = a.cipher_suite
+    d_bundle = create_key_package(cs, Signer.generate(cs, b"m/3"))
+    # a removes b and adds d, who takes b's leaf.
+    out = a.commit([Remove(b.leaf_index), Add(d_bundle.key_package)])
+    a.merge_pending_commit()
+    late = b.encrypt(b"sent before b saw its removal")
+    c.process(out.commit)
+    assert c.member(1) is not None and c.member(1).credential.identity == b"m/3"  # type: ignore[union-attr]
+    r = c.process(late)
+    assert isinstance(r, ApplicationMessage)
+    assert r.credential.identity == b"m/1" and r.epoch == a.epoch - 1
+    # Exported and restored, the past epoch still knows who was there.
+    late2 = b.encrypt(b"again")
+    restored = Group.from_state(P, c.export_state())
+    assert restored.process(late2).credential.identity == b"m/1"  # type: ignore[union-attr]

@@ -182,8 +182,9 @@ def next_epoch(
     tag = cs.mac(secrets.confirmation_key, confirmed)
     past = st.past_epochs
     if config.max_past_epochs > 0:
-        keys = tuple((i, leaf.signature_key) for i, leaf in st.tree.leaves())
-        past = ((*past, PastEpoch(st.context, st.secret_tree, st.keys.sender_data_secret, keys))
+        members = tuple((i, leaf.signature_key, leaf.credential) for i, leaf in st.tree.leaves())
+        past = ((*past, PastEpoch(st.context, st.secret_tree, st.keys.sender_data_secret,
+                                  members))
                 [-config.max_past_epochs:])
     else:
         past = ()

@@ -500,33 +500,31 @@ class Group:
         if msg.epoch == st.epoch:
             ctx, tree, sds = st.context, st.secret_tree.copy(), st.keys.sender_data_secret
 
-            def sig_key(leaf: int) -> bytes | None:
+            def member(leaf: int) -> tuple[bytes, Credential] | None:
                 node = st.tree.leaf(leaf)
-                return node.signature_key if node is not None else None
+                return (node.signature_key, node.credential) if node is not None else None
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
             if past is None or msg.content_type != ContentType.APPLICATION:
                 raise EpochError(
                     f"message for epoch {msg.epoch}, group is at epoch {st.epoch}")
             ctx, tree, sds = past.context, past.secret_tree.copy(), past.sender_data_secret
-            sig_key = past.signature_key
+            member = past.member
         sd = pm.decrypt_sender_data(cs, msg, sds)
         if sd.leaf_index == st.leaf_index:
             return OwnMessage(msg.epoch, _CT_NAME[msg.content_type])
-        if sig_key(sd.leaf_index) is None:
+        sender = member(sd.leaf_index)
+        if sender is None:
             raise ValidationError(f"sender leaf {sd.leaf_index} is not a member (§6.3.2)")
         ac = pm.decrypt(cs, msg, tree, sds)
-        pub = sig_key(sd.leaf_index)
-        assert pub is not None
-        if not ac.verify(cs, pub, ctx):
+        if not ac.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
         if msg.epoch != st.epoch:
             new_past = tuple(replace(p, secret_tree=tree) if p.context.epoch == msg.epoch else p
                              for p in st.past_epochs)
-            result = self._application(st, ac, ctx.epoch)
             self._state = replace(st, past_epochs=new_past)
-            return result
-        return self._dispatch(replace(st, secret_tree=tree), ac)
+            return self._application(ac, ctx.epoch, sender[1])
+        return self._dispatch(replace(st, secret_tree=tree), ac, sender[1])
 
     def _process_public(self, st: GroupState, msg: PublicMessage) -> Processed:
         cs = st.cs
@@ -576,12 +574,13 @@ class Group:
             raise ValidationError("a proposal from our own leaf that we did not send")
         raise StateError("a commit from our own leaf that is not our pending commit")
 
-    def _dispatch(self, st: GroupState, ac: AuthenticatedContent) -> Processed:
+    def _dispatch(self, st: GroupState, ac: AuthenticatedContent,
+                  credential: Credential | None = None) -> Processed:
         c = ac.content
         if c.content_type == ContentType.APPLICATION:
-            result = self._application(st, ac, st.epoch)
+            assert credential is not None  # application data only comes in PrivateMessages
             self._state = st
-            return result
+            return self._application(ac, st.epoch, credential)
         if c.content_type == ContentType.PROPOSAL:
             assert not isinstance(c.content, bytes | Commit)
             return self._receive_proposal(st, ac, c.content)
@@ -594,17 +593,12 @@ class Group:
             return leaf.credential if leaf is not None else None
         return None
 
-    def _application(self, st: GroupState, ac: AuthenticatedContent, epoch: int
+    @staticmethod
+    def _application(ac: AuthenticatedContent, epoch: int, credential: Credential
                      ) -> ApplicationMessage:
-        leaf = ac.content.sender.index
-        cred = self._credential(st, ac.content.sender)
-        if cred is None:
-            past = next(p for p in st.past_epochs if p.context.epoch == epoch)
-            del past
-            cred = Credential.basic(b"")
         assert isinstance(ac.content.content, bytes)
-        return ApplicationMessage(leaf, cred, ac.content.content, ac.content.authenticated_data,
-                                  epoch)
+        return ApplicationMessage(ac.content.sender.index, credential, ac.content.content,
+                                  ac.content.authenticated_data, epoch)
 
     def _receive_proposal(self, st: GroupState, ac: AuthenticatedContent, p: Proposal
                           ) -> ProposalMessage:

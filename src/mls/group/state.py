@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..codec import Reader, Writer
+from ..credentials import Credential
 from ..crypto import CipherSuite, CryptoProvider
 from ..errors import DecodeError
 from ..framing import Sender
@@ -24,7 +25,7 @@ from ..secret_tree import SecretTree
 from ..treekem import TreeKemPrivate
 
 STATE_MAGIC = b"MLSG"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: past epochs keep member credentials
 
 
 class Status(IntEnum):
@@ -77,17 +78,19 @@ class PendingProposal:
 
 @dataclass(frozen=True, slots=True)
 class PastEpoch:
-    """What is kept of an earlier epoch to decrypt late application messages."""
+    """What is kept of an earlier epoch to decrypt late application messages:
+    its context, secret tree and the members of that epoch (a leaf may hold
+    someone else now)."""
 
     context: GroupContext
     secret_tree: SecretTree
     sender_data_secret: bytes
-    signature_keys: tuple[tuple[int, bytes], ...]  # (leaf index, signature key)
+    members: tuple[tuple[int, bytes, Credential], ...]  # (leaf, signature key, credential)
 
-    def signature_key(self, leaf: int) -> bytes | None:
-        for i, k in self.signature_keys:
+    def member(self, leaf: int) -> tuple[bytes, Credential] | None:
+        for i, key, cred in self.members:
             if i == leaf:
-                return k
+                return key, cred
         return None
 
     def encode(self, w: Writer) -> None:
@@ -95,11 +98,12 @@ class PastEpoch:
         self.secret_tree.encode(w)
         w.opaque(self.sender_data_secret)
 
-        def item(w2: Writer, kv: tuple[int, bytes]) -> None:
-            w2.u32(kv[0])
-            w2.opaque(kv[1])
+        def item(w2: Writer, m: tuple[int, bytes, Credential]) -> None:
+            w2.u32(m[0])
+            w2.opaque(m[1])
+            m[2].encode(w2)
 
-        w.vector(self.signature_keys, item)
+        w.vector(self.members, item)
 
     @classmethod
     def decode(cls, cs: CipherSuite, r: Reader) -> PastEpoch:
@@ -107,8 +111,8 @@ class PastEpoch:
         st = SecretTree.decode(cs, r)
         sds = r.opaque()
 
-        def item(r2: Reader) -> tuple[int, bytes]:
-            return r2.u32(), r2.opaque()
+        def item(r2: Reader) -> tuple[int, bytes, Credential]:
+            return r2.u32(), r2.opaque(), Credential.decode(r2)
 
         return cls(ctx, st, sds, tuple(r.vector(item)))
 
