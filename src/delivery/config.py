@@ -82,10 +82,18 @@ class Settings:
     session_idle_seconds: int = 7 * 24 * 3600
     session_absolute_seconds: int = 30 * 24 * 3600
     ws_auth_timeout_seconds: float = 10.0
+    # How often an open WebSocket re-checks its session (logout and expiry end it).
+    ws_reauth_seconds: float = 60.0
     ws_queue_max: int = 2000
     ws_max_connections_per_device: int = 8
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # A fixed pool: overflow connections are opened under load and closed right after,
+    # and a PostgreSQL connection costs milliseconds to open; requests rather queue for
+    # a pooled one.
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
     rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
@@ -141,11 +149,23 @@ class Settings:
                 "DS_SESSION_ABSOLUTE_SECONDS", defaults.session_absolute_seconds, 1
             ),
             ws_queue_max=integer("DS_WS_QUEUE_MAX", defaults.ws_queue_max, 16),
+            ws_auth_timeout_seconds=float(
+                integer("DS_WS_AUTH_TIMEOUT_SECONDS", int(defaults.ws_auth_timeout_seconds), 1)
+            ),
+            ws_reauth_seconds=float(
+                integer("DS_WS_REAUTH_SECONDS", int(defaults.ws_reauth_seconds), 1)
+            ),
             ws_max_connections_per_device=integer(
                 "DS_WS_MAX_CONNECTIONS_PER_DEVICE", defaults.ws_max_connections_per_device, 1
             ),
             db_pool_size=integer("DS_DB_POOL_SIZE", defaults.db_pool_size, 1),
             db_max_overflow=integer("DS_DB_MAX_OVERFLOW", defaults.db_max_overflow, 0),
+            # The floor is OWASP's Argon2id minimum (m=19 MiB, t=2, p=1).
+            argon2_time_cost=integer("DS_ARGON2_TIME_COST", defaults.argon2_time_cost, 2),
+            argon2_memory_kib=integer(
+                "DS_ARGON2_MEMORY_KIB", defaults.argon2_memory_kib, 19 * 1024
+            ),
+            argon2_parallelism=integer("DS_ARGON2_PARALLELISM", defaults.argon2_parallelism, 1),
             rate_limits=RateLimits(
                 register=rate("DS_RATE_REGISTER", rl.register),
                 login=rate("DS_RATE_LOGIN", rl.login),

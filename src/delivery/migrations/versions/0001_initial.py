@@ -226,8 +226,8 @@ def upgrade() -> None:
     op.create_table(
         "rate_limits",
         sa.Column("key", sa.Text, primary_key=True),
-        sa.Column("tokens", sa.Double, nullable=False),
-        sa.Column("updated_at", sa.Double, nullable=False),
+        # GCRA "theoretical arrival time", seconds since the epoch.
+        sa.Column("tat", sa.Double, nullable=False),
     )
 
     # Fan-out: every accepted message and Welcome raises a NOTIFY that PostgreSQL delivers
