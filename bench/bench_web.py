@@ -157,8 +157,10 @@ def chat_numbers(messages: int) -> dict[str, Any]:
             bob.evaluate("""() => {
                 window.__seen = {};
                 new MutationObserver(() => {
-                  for (const el of document.querySelectorAll('#messages .text'))
-                    if (!(el.textContent in window.__seen)) window.__seen[el.textContent] = Date.now();
+                  for (const el of document.querySelectorAll('#messages .text')) {
+                    const t = el.textContent;
+                    if (!(t in window.__seen)) window.__seen[t] = Date.now();
+                  }
                 }).observe(document.getElementById('chat'), {childList: true, subtree: true});
             }""")
             lat = []

@@ -452,14 +452,6 @@ class Messenger:
             self._stopping = False
             self._realtime = asyncio.ensure_future(self._run_realtime())
 
-    async def _resubscribe(self) -> None:
-        """Reconnect the push channel so it includes a group created here (the
-        server subscribes a connection to the groups it names on auth and to
-        those it is welcomed to)."""
-        if self._realtime is not None and not self._realtime.done():
-            await self.stop()
-            self.start()
-
     async def stop(self) -> None:
         self._stopping = True
         task, self._realtime = self._realtime, None
@@ -554,7 +546,6 @@ class Messenger:
         self.cursors[gid] = 0
         await self._save_group(gid)
         await self._save_account()
-        await self._resubscribe()
         others = [u for u in usernames if u and u != self.user_id]
         if others:
             await self.add_members(gid, others)

@@ -12,7 +12,6 @@ import logging
 import struct
 
 from delivery.errors import BadRequest
-from mls.commit import Commit
 from mls.errors import CryptoError, DecodeError, MLSError, ValidationError
 from mls.inspect import (
     KeyPackageSummary,
@@ -23,15 +22,12 @@ from mls.inspect import (
     summarize_welcome,
     verify_key_package,
 )
-from mls.message import MLSMessage
-from mls.public_message import PublicMessage
 
 __all__ = [
     "KeyPackageSummary",
     "MessageSummary",
     "ProposalSummary",
     "WelcomeSummary",
-    "commit_entry_kinds",
     "parse_group_message",
     "parse_key_package",
     "parse_welcome",
@@ -79,20 +75,3 @@ def parse_welcome(data: bytes) -> WelcomeSummary:
         return summarize_welcome(data)
     except (MLSError, *_PARSER_BUGS) as exc:
         raise _refuse("Welcome", exc) from None
-
-
-def commit_entry_kinds(data: bytes) -> list[bool]:
-    """For a PublicMessage commit, whether each entry of its proposal list is a
-    reference (True) or a proposal by value (False), in the commit's order.
-
-    :class:`MessageSummary` lists by-value proposals and references separately;
-    the interleaving decides the order Adds are applied in, hence which leaf each
-    joiner gets (RFC 9420 §12.3), so it is read from the commit itself.
-    """
-    try:
-        body = MLSMessage.deserialize(data).body
-    except (MLSError, *_PARSER_BUGS) as exc:
-        raise _refuse("MLSMessage", exc) from None
-    if isinstance(body, PublicMessage) and isinstance(body.content.content, Commit):
-        return [entry.reference is not None for entry in body.content.content.proposals]
-    raise BadRequest("expected a PublicMessage commit", code="invalid_mls")

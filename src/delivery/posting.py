@@ -45,7 +45,6 @@ from delivery.mlsparse import (
     MessageSummary,
     ProposalSummary,
     WelcomeSummary,
-    commit_entry_kinds,
     parse_group_message,
     parse_welcome,
 )
@@ -281,7 +280,7 @@ async def _commit_proposals(
     values = iter(summary.proposals)
     refs = iter(summary.proposal_refs)
     ordered: list[ProposalSummary] = []
-    for is_ref in commit_entry_kinds(sub.data):
+    for is_ref in summary.by_reference:
         if not is_ref:
             ordered.append(next(values))
             continue

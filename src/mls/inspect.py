@@ -51,6 +51,10 @@ class MessageSummary:
     proposal_refs: list[bytes]
     proposal_ref: bytes | None
     has_path: bool
+    #: For a commit, one flag per entry of its proposal list, in order: True for a
+    #: reference, False for a proposal by value. The interleaving decides the
+    #: order Adds apply in, hence each joiner's leaf (RFC 9420 §12.3).
+    by_reference: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,9 @@ def summarize_message(data: bytes, cipher_suite: int) -> MessageSummary:
     has_path = False
     if c.content_type == ContentType.APPLICATION:
         raise ValidationError("application data MUST NOT be sent as a PublicMessage (§6.2)")
+    by_reference: tuple[bool, ...] = ()
     if isinstance(c.content, Commit):
+        by_reference = tuple(por.reference is not None for por in c.content.proposals)
         for por in c.content.proposals:
             if por.proposal is not None:
                 proposals.append(_summarize_proposal(cs, por.proposal))
@@ -113,7 +119,7 @@ def summarize_message(data: bytes, cipher_suite: int) -> MessageSummary:
         ref = body.authenticated_content.proposal_ref(cs)
     return MessageSummary("public_message", c.group_id, c.epoch, _CONTENT[c.content_type],
                           _SENDER[c.sender.sender_type], sender_leaf, proposals, refs, ref,
-                          has_path)
+                          has_path, by_reference)
 
 
 def verify_key_package(data: bytes, now: int | None = None) -> KeyPackageSummary:

@@ -16,9 +16,8 @@ sys.path.insert(0, str(HERE.parent / "delivery"))
 sys.path.insert(0, str(HERE.parent / "browser"))
 sys.path.insert(0, str(ROOT))
 
-from ds_harness import Postgres, ServerProcess  # noqa: E402
-
 import build  # noqa: E402
+from ds_harness import Postgres, ServerProcess  # noqa: E402
 
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
 
