@@ -38,9 +38,10 @@ from ..secret_tree import SecretTree
 from ..transcript import interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path, private_from_path_secret
 from ..welcome import Welcome, open_group_secrets
+from .base import read_ratchet_tree_ext
 from .config import GroupConfig
 from .epoch import ProposalEntry, apply_proposals, epoch_keys, next_epoch, provisional_context
-from .group import Group, read_ratchet_tree_ext
+from .group import Group
 from .identity import KeyPackageBundle, Signer, make_leaf_node
 from .state import GroupState
 from .validation import check_leaf_node, check_proposal_list, check_tree_on_join
