@@ -73,7 +73,8 @@ def apply_proposals(
     st: GroupState, entries: Sequence[ProposalEntry], config: GroupConfig
 ) -> Provisional:
     """Apply proposals in the order of §12.3: GroupContextExtensions, Update,
-    Remove, Add, then collect PSKs, ReInit and ExternalInit."""
+    Remove, Add, then collect PSKs, ReInit and ExternalInit. The list must have
+    passed :func:`~mls.group.validation.check_proposal_list` first."""
     cs = st.cs
     tree = st.tree
     prov = Provisional(tree, st.context.extensions)
@@ -110,8 +111,11 @@ def apply_proposals(
     for e in entries:
         p = e.proposal
         if isinstance(p, Add):
+            # check_proposal_list already verified the KeyPackage and its leaf's
+            # signatures; here the leaf is checked against the group it joins.
             check_leaf_node(cs, p.key_package.leaf_node, LeafNodeSource.KEY_PACKAGE, tree,
-                            prov.extensions, config, group_id=None, leaf_index=None)
+                            prov.extensions, config, group_id=None, leaf_index=None,
+                            check_signature=False)
             tree, index = tree.add_leaf(p.key_package.leaf_node)
             prov.added.append((index, p.key_package))
     for e in entries:
