@@ -7,4 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 WANT_CHROMIUM=0 ./scripts/bootstrap.sh
 .venv/bin/python build.py
-exec .venv/bin/python -m delivery serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
+host=${HOST:-127.0.0.1}
+port=${PORT:-8000}
+echo "Intellacc starts at http://${host}:${port}/ (ready once Uvicorn reports it is running)"
+exec .venv/bin/python -m delivery serve --host "$host" --port "$port"
