@@ -50,7 +50,7 @@ log = logging.getLogger("corecrypto.messenger")
 
 KEY_PACKAGE_TARGET = 10
 MAX_RETRIES = 3
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 1  # "v" of the JSON inside application messages
 
 
 class MessengerError(CoreCryptoError):
@@ -612,7 +612,8 @@ class Messenger:
 
     async def _send_payload(self, gid: bytes, payload: dict[str, Any]) -> Response:
         async with self._lock:
-            ct = self.core_.encrypt_message(gid, json.dumps(payload).encode())
+            ct = self.core_.encrypt_message(
+                gid, json.dumps({"v": PAYLOAD_VERSION, **payload}).encode())
             await self._save_group(gid)
             return await self._post(gid, ct)
 

@@ -152,12 +152,6 @@ def decode_proposal(r: Reader) -> Proposal:
     return cls.decode(r)
 
 
-def proposal_bytes(p: Proposal) -> bytes:
-    w = Writer()
-    encode_proposal(w, p)
-    return w.getvalue()
-
-
 class ProposalOrRefType(IntEnum):
     PROPOSAL = 1
     REFERENCE = 2

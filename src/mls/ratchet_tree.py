@@ -100,11 +100,6 @@ class RatchetTree:
         assert node is None or isinstance(node, LeafNode)
         return node
 
-    def parent(self, x: int) -> ParentNode | None:
-        node = self.nodes[x]
-        assert node is None or isinstance(node, ParentNode)
-        return node
-
     def leaves(self) -> Iterable[tuple[int, LeafNode]]:
         """Non-blank leaves with their leaf indices."""
         for i in range(self.n_leaves):
@@ -112,9 +107,6 @@ class RatchetTree:
             if node is not None:
                 assert isinstance(node, LeafNode)
                 yield i, node
-
-    def member_count(self) -> int:
-        return sum(1 for _ in self.leaves())
 
     def direct_path(self, leaf_index: int) -> list[int]:
         return tm.direct_path(2 * leaf_index, self.n_leaves)

@@ -60,9 +60,6 @@ class TreeKemPrivate:
             keep[x] = priv
         return TreeKemPrivate(self.leaf_index, keep)
 
-    def with_leaf(self, leaf_index: int) -> TreeKemPrivate:
-        return replace(self, leaf_index=leaf_index)
-
 
 def node_key_pair(cs: CipherSuite, path_secret: bytes) -> tuple[bytes, bytes]:
     """node_secret = DeriveSecret(path_secret, "node"); DeriveKeyPair (§7.4)."""
@@ -220,13 +217,6 @@ def apply_update_path(
         keys[fdp[i]] = sk_i
         ps = next_path_secret(cs, ps)
     return AppliedPath(new_tree, TreeKemPrivate(me, keys).prune(new_tree), ps, path_secret)
-
-
-def path_secret_for(created: CreatedPath, tree: RatchetTree, committer: int, joiner: int) -> bytes:
-    """The path secret a new member needs: the one at its lowest common
-    ancestor with the committer (§12.4.3.1)."""
-    lca = tm.common_ancestor(2 * committer, 2 * joiner)
-    return created.path_secrets[lca]
 
 
 def private_from_path_secret(

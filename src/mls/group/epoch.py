@@ -15,7 +15,7 @@ from .. import key_schedule as ks
 from ..crypto import CipherSuite
 from ..errors import ValidationError
 from ..extensions import Extension
-from ..framing import AuthenticatedContent, Sender, SenderType
+from ..framing import AuthenticatedContent, Sender
 from ..group_context import GroupContext
 from ..key_package import KeyPackage
 from ..leaf_node import LeafNode, LeafNodeSource
@@ -223,7 +223,3 @@ def epoch_keys(s: ks.EpochSecrets) -> EpochKeys:
     return EpochKeys(s.sender_data_secret, s.exporter_secret, s.epoch_authenticator,
                      s.external_secret, s.confirmation_key, s.membership_key, s.resumption_psk,
                      s.init_secret)
-
-
-def is_external(sender: Sender) -> bool:
-    return sender.sender_type == SenderType.NEW_MEMBER_COMMIT

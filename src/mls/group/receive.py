@@ -102,7 +102,8 @@ class Receiver(GroupBase):
         pc = st.pending_commit
         if pc is not None and raw == pc.message:
             self.merge_pending_commit()
-            return self._own_commit_result(st, pc.next_state)
+            return CommitMessage(Sender.member(st.leaf_index), None, pc.next_state.epoch,
+                                 own=True)
         if epoch + 1 == st.epoch and st.last_own_commit and hmac.compare_digest(
                 st.cs.hash(raw), st.last_own_commit):
             return OwnMessage(epoch, "commit")
@@ -111,10 +112,6 @@ class Receiver(GroupBase):
         if isinstance(body, PrivateMessage):
             return self._process_private(st, body)
         return self._process_public(st, body)
-
-    def _own_commit_result(self, old: GroupState, new: GroupState) -> CommitMessage:
-        del old
-        return CommitMessage(Sender.member(new.leaf_index), None, new.epoch, own=True)
 
     def _process_private(self, st: GroupState, msg: PrivateMessage) -> Processed:
         cs = st.cs

@@ -165,17 +165,6 @@ def check_tree_on_join(
                 raise ValidationError(f"node {x} lists unmerged leaf {u} outside its subtree")
 
 
-def check_key_package_for_group(
-    cs: CipherSuite, add: Add, tree: RatchetTree, group_extensions: Sequence[Extension],
-    config: GroupConfig,
-) -> None:
-    """KeyPackage rules of §10.1 plus the group checks of §7.3 for an Add."""
-    kp = add.key_package
-    check_key_package(cs, kp, config.clock() if config.clock is not None else None)
-    check_leaf_node(cs, kp.leaf_node, LeafNodeSource.KEY_PACKAGE, tree, group_extensions, config,
-                    group_id=None, leaf_index=None)
-
-
 def proposal_sender_allowed(p: Proposal, sender: Sender) -> bool:
     """Which senders may send which proposals (§12.1, §12.1.8)."""
     st = sender.sender_type
