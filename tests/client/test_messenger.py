@@ -62,6 +62,9 @@ async def test_live_group_messaging(people: Callable[[str], Awaitable[Messenger]
     # carol joins later and sees only what follows.
     await alice.add_members(gid, [carol.user_id])
     await eventually(lambda: gid in carol.conversations)
+    # bob must have seen the commit first: a message bob sends from the epoch before
+    # carol's join is (correctly) invisible to her.
+    await eventually(lambda: bob.core_.epoch(gid) == alice.core_.epoch(gid))
     await bob.send_text(gid, "welcome carol")
     await eventually(lambda: texts(carol, gid) == ["welcome carol"])
     # bob is removed and receives nothing more.
