@@ -170,6 +170,10 @@ def test_carol_joins_later_and_bob_is_removed(world: dict[str, Any]) -> None:
     alice.page.click(f".remove-btn[data-user='{bob.name}']")
     wait(bob.page, lambda: bob.page.locator(
         "#messages li.system:has-text('You were removed')").count() == 1, "bob removed")
+    # carol sends once she has processed the removal (else her message would belong to
+    # the epoch bob was still in).
+    wait(carol.page, lambda: carol.page.locator(
+        f"#messages li.system:has-text('removed {bob.name}')").count() == 1, "carol saw it")
     send(carol, "bob cannot read this")
     wait(alice.page, lambda: "bob cannot read this" in texts(alice.page), "alice receives")
     bob.page.wait_for_timeout(1000)
