@@ -43,7 +43,7 @@ from tests.browser.harness import (  # noqa: E402
 BENCH_PY = r"""
 import json, os, statistics, time
 from corecrypto.kdf import Argon2Params, derive_key_argon2id
-from corecrypto.vault_browser import open_browser_vault
+from corecrypto.vault.browser import open_browser_vault
 import vault_js
 
 await vault_js.wipeAll()

@@ -8,7 +8,6 @@ its leaf signature key must be the identity key registered for that device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery.encoding import b64decode, b64encode
 from delivery.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from delivery.principal import DevicePrincipal, Principal
 from delivery.schema import devices, sessions, users
 from delivery.security import (
     DEVICE_ID_RE,
@@ -49,44 +49,6 @@ _ECDSA_SUITES: dict[int, ec.EllipticCurve] = {
     7: ec.SECP384R1(),
 }
 SUPPORTED_CIPHER_SUITES = frozenset(_ED25519_SUITES | _ED448_SUITES | set(_ECDSA_SUITES))
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the session, its user and (once registered) its device."""
-
-    session_id: int
-    user_pk: int
-    user_id: str
-    device_pk: int | None
-    device_id: str | None
-    cipher_suite: int | None
-    signature_key: bytes | None
-
-    @property
-    def identity(self) -> bytes | None:
-        """The MLS credential identity of this device, ``b"<user_id>/<device_id>"``."""
-        if self.device_id is None:
-            return None
-        return f"{self.user_id}/{self.device_id}".encode()
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePrincipal:
-    """A :class:`Principal` whose session is bound to a registered device."""
-
-    session_id: int
-    user_pk: int
-    user_id: str
-    device_pk: int
-    device_id: str
-    cipher_suite: int
-    signature_key: bytes
-
-    @property
-    def identity(self) -> bytes:
-        """The MLS credential identity of this device, ``b"<user_id>/<device_id>"``."""
-        return f"{self.user_id}/{self.device_id}".encode()
 
 
 def validate_signature_key(cipher_suite: int, key: bytes) -> None:

@@ -15,9 +15,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery import posting
-from delivery.auth import DevicePrincipal, current_device
+from delivery.auth import current_device
 from delivery.encoding import b64decode, decode_group_id, encode_group_id
 from delivery.errors import BadRequest, Conflict, Forbidden, NotFound
+from delivery.principal import DevicePrincipal
 from delivery.schema import devices, mls_group_members, mls_groups, users
 from delivery.services import Services, get_services
 from delivery.store import Conn, visible_messages_after, welcomes_after, windows_of
@@ -361,7 +362,7 @@ async def post_group_message(
     )
     data = b64decode(body.message, "message")
     welcome = b64decode(body.welcome, "welcome") if body.welcome is not None else None
-    accepted = await posting.post_message(services, device, data, welcome)
+    accepted = await posting.post_message(services.sequencer, device, data, welcome)
     return PostMessageResponse(
         group_id=accepted.group_id,
         seq=accepted.seq,
@@ -387,7 +388,7 @@ async def post_welcome_message(
         f"post:{device.user_pk}", services.settings.rate_limits.message_post, what="messages"
     )
     group_id, welcomed = await posting.post_welcome(
-        services, device, b64decode(body.welcome, "welcome")
+        services.db, services.hub, device, b64decode(body.welcome, "welcome")
     )
     return PostWelcomeResponse(group_id=group_id, welcomed=welcomed)
 

@@ -36,8 +36,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy import select
 
-from delivery.auth import DevicePrincipal
 from delivery.db import Database
+from delivery.principal import DevicePrincipal
 from delivery.schema import devices, mls_groups
 from delivery.store import (
     StoredMessage,

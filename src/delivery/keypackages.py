@@ -12,10 +12,11 @@ from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from delivery.auth import DevicePrincipal, current_device
+from delivery.auth import current_device
 from delivery.encoding import b64decode, b64encode
 from delivery.errors import BadRequest, Conflict, Forbidden, NotFound
 from delivery.mlsparse import KeyPackageSummary, parse_key_package
+from delivery.principal import DevicePrincipal
 from delivery.schema import devices, mls_key_packages, users
 from delivery.security import normalize_username
 from delivery.services import Services, get_services

@@ -35,7 +35,6 @@ from typing import Any
 
 import asyncpg
 
-from delivery.auth import DevicePrincipal
 from delivery.db import Database
 from delivery.encoding import encode_group_id
 from delivery.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
@@ -48,7 +47,7 @@ from delivery.mlsparse import (
     parse_group_message,
     parse_welcome,
 )
-from delivery.services import Services
+from delivery.principal import DevicePrincipal
 
 log = logging.getLogger("delivery.posting")
 
@@ -675,7 +674,7 @@ def _settle(waiting: _Waiting, result: Outcome | APIError) -> None:
 
 
 async def post_message(
-    services: Services, device: DevicePrincipal, data: bytes, welcome_data: bytes | None
+    sequencer: Sequencer, device: DevicePrincipal, data: bytes, welcome_data: bytes | None
 ) -> Accepted:
     """Parse, then accept one group message (and its Welcome) in its group's next batch."""
     # Parsing needs the suite before the group is known; a device only joins groups of
@@ -687,12 +686,12 @@ async def post_message(
     submission = Submission(
         device, data, summary, hashlib.sha256(data).digest(), welcome, welcome_data
     )
-    outcome = await services.sequencer.submit(submission)
+    outcome = await sequencer.submit(submission)
     return outcome.accepted
 
 
 async def post_welcome(
-    services: Services, device: DevicePrincipal, welcome_data: bytes
+    db: Database, hub: Hub, device: DevicePrincipal, welcome_data: bytes
 ) -> tuple[str, list[str]]:
     """Route a Welcome to the devices that accepted commits added with its KeyPackages;
     returns the group id and the identities it went to."""
@@ -739,7 +738,7 @@ async def post_welcome(
         names = [f"{r['username']}/{r['public_device_id']}" for r in rows]
         return encode_group_id(rows[0]["group_bytes"]), names, deliveries
 
-    group_id, names, deliveries = await services.db.raw_transaction(work)
+    group_id, names, deliveries = await db.raw_transaction(work)
     for device_pk, inbox_seq in deliveries:
-        services.hub.welcome_committed(device_pk, inbox_seq)
+        hub.welcome_committed(device_pk, inbox_seq)
     return group_id, names

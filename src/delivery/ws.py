@@ -31,10 +31,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from delivery.auth import DevicePrincipal, authenticate, require_device
+from delivery.auth import authenticate, require_device
 from delivery.encoding import decode_group_id
 from delivery.errors import APIError, BadRequest, Forbidden, Unauthorized
 from delivery.hub import ClientStream
+from delivery.principal import DevicePrincipal
 from delivery.services import Services, services_of
 
 log = logging.getLogger("delivery.ws")

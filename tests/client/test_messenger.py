@@ -11,7 +11,7 @@ import pytest
 
 from corecrypto.messenger import Messenger
 from corecrypto.transport import MemoryStore
-from corecrypto.transport_cpython import HttpTransport
+from corecrypto.transport.http import HttpTransport
 
 pytestmark = pytest.mark.asyncio
 

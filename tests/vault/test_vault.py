@@ -38,7 +38,7 @@ from corecrypto.vault import (
     VaultStorageError,
     WrongPasswordError,
 )
-from corecrypto.vault_local import (
+from corecrypto.vault.local import (
     CryptographyCipher,
     FileStorage,
     LocalLockBus,

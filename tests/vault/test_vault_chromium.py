@@ -1,5 +1,5 @@
 """The vault in headless Chromium: the same Python ``Vault`` running in Pyodide over
-IndexedDB, WebCrypto and BroadcastChannel (``corecrypto.vault_browser`` and
+IndexedDB, WebCrypto and BroadcastChannel (``corecrypto.vault.browser`` and
 ``web/js/vault.mjs``).
 
 The bundle is served by ``tests/browser/harness.py``'s static server; every request
@@ -166,7 +166,7 @@ def page(session: Session) -> Page:
 import json
 from corecrypto.vault import (LockReason, TamperedRecordError, VaultLockedError,
                               WrongPasswordError)
-from corecrypto.vault_browser import open_browser_vault
+from corecrypto.vault.browser import open_browser_vault
 """)
     return session.page
 
@@ -332,7 +332,7 @@ v.on_lock(_heard)
 js.globalThis.vaultLockReason = None
 """
         run(other, f"""
-from corecrypto.vault_browser import open_browser_vault
+from corecrypto.vault.browser import open_browser_vault
 from corecrypto.vault import VaultLockedError
 v = await open_browser_vault(idle_lock_seconds=None)
 await v.unlock({PASSWORD!r})
@@ -384,7 +384,7 @@ await v.put("message", {MESSAGE!r}.encode())
     try:
         run(other, f"""
 import js
-from corecrypto.vault_browser import open_browser_vault
+from corecrypto.vault.browser import open_browser_vault
 v = await open_browser_vault(idle_lock_seconds=None)
 await v.unlock({PASSWORD!r})
 v.on_lock(lambda reason: setattr(js.globalThis, "vaultLockReason", reason.value))

@@ -7,7 +7,7 @@
 
 import { loadPyodide } from "pyodide";
 import { init, register } from "./mls_crypto.mjs";
-// The encrypted vault (corecrypto.vault_browser) and Argon2id, as `vault_js`.
+// The encrypted vault (corecrypto.vault.browser) and Argon2id, as `vault_js`.
 import { init as initVault, register as registerVault } from "./vault.mjs";
 
 /** The bundle's root URL: this module lives in js/. */

@@ -1,4 +1,4 @@
-// The encrypted vault's browser side (src/corecrypto/vault_browser.py), registered in
+// The encrypted vault's browser side (src/corecrypto/vault/browser.py), registered in
 // Pyodide as `vault_js`: IndexedDB storage, WebCrypto key handling and AES-256-GCM,
 // the wipe of everything the origin stores, the cross-tab lock channel, and Argon2id
 // (libsodium's crypto_pwhash, for src/corecrypto/kdf.py).

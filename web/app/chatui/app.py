@@ -28,10 +28,10 @@ from corecrypto.messenger import (
     user_of,
 )
 from corecrypto.transport import TransportError
-from corecrypto.transport_browser import BrowserTransport
+from corecrypto.transport.browser import BrowserTransport
 from corecrypto.trust import group_hex, identity_fingerprint
 from corecrypto.vault import Vault, WrongPasswordError
-from corecrypto.vault_browser import open_browser_vault
+from corecrypto.vault.browser import open_browser_vault
 from mls.errors import MLSError
 
 from .dom import Region, announce, append, by_id, document, h, on, set_state, spawn

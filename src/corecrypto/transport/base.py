@@ -1,6 +1,5 @@
-"""How the client talks to the delivery service: a small async interface with
-one implementation per runtime (``transport_cpython`` for tests and tools,
-``transport_browser`` for Pyodide over the browser's fetch and WebSocket)."""
+"""The transport interface: how the client talks to the delivery service, and where
+the messenger keeps its records (:class:`Store`)."""
 
 from __future__ import annotations
 

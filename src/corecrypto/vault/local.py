@@ -6,7 +6,7 @@
   double of WebCrypto and follows its rules (a KEK can only wrap and unwrap, a data
   key only encrypt and decrypt, a destroyed handle is unusable), but its handles
   hold the key bytes in Python memory. The browser's :class:`BrowserCipher
-  <corecrypto.vault_browser.BrowserCipher>` never exposes the data key's bytes: it
+  <corecrypto.vault.browser.BrowserCipher>` never exposes the data key's bytes: it
   exists only as a non-extractable ``CryptoKey``.
 * :class:`LocalLockBus`: the in-process equivalent of a BroadcastChannel.
 
@@ -22,13 +22,13 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .vault_types import AuthenticationError, KeyHandle, VaultLockedError, VaultStorageError
+from .interfaces import AuthenticationError, KeyHandle, VaultLockedError, VaultStorageError
 
 KEY_BYTES = 32
 
 
 class MemoryStorage:
-    """A :class:`~corecrypto.vault_types.VaultStorage` in a dict (``data``)."""
+    """A :class:`~corecrypto.vault.interfaces.VaultStorage` in a dict (``data``)."""
 
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
@@ -51,7 +51,7 @@ class MemoryStorage:
 
 
 class FileStorage:
-    """A :class:`~corecrypto.vault_types.VaultStorage` in a directory: one file per
+    """A :class:`~corecrypto.vault.interfaces.VaultStorage` in a directory: one file per
     name (the file name is the hex of the UTF-8 name, so any name is safe)."""
 
     SUFFIX = ".rec"
@@ -144,7 +144,7 @@ def _check_nonce(nonce: bytes) -> None:
 
 
 class CryptographyCipher:
-    """A :class:`~corecrypto.vault_types.VaultCipher` over ``cryptography``'s AESGCM
+    """A :class:`~corecrypto.vault.interfaces.VaultCipher` over ``cryptography``'s AESGCM
     (see the module docstring: a test double whose handles hold key bytes)."""
 
     _WRAP = "wrap"
@@ -231,7 +231,7 @@ class LocalLockBus:
 
 
 class LocalLockChannel:
-    """A :class:`~corecrypto.vault_types.LockChannel` on a :class:`LocalLockBus`."""
+    """A :class:`~corecrypto.vault.interfaces.LockChannel` on a :class:`LocalLockBus`."""
 
     def __init__(self, bus: LocalLockBus) -> None:
         self._bus: LocalLockBus | None = bus

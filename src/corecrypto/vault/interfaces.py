@@ -4,10 +4,10 @@
 over a :class:`VaultStorage` (where the bytes live), a :class:`VaultCipher` (the key
 handling and AES-256-GCM) and, optionally, a :class:`LockChannel` (locking in one
 tab locks the others). The browser implementations are in
-:mod:`corecrypto.vault_browser` (IndexedDB, WebCrypto, BroadcastChannel), the
-CPython ones in :mod:`corecrypto.vault_local` (test doubles and tools).
+:mod:`corecrypto.vault.browser` (IndexedDB, WebCrypto, BroadcastChannel), the
+CPython ones in :mod:`corecrypto.vault.local` (test doubles and tools).
 
-This module is separate from :mod:`corecrypto.vault` so that the implementations
+This module is separate from :mod:`corecrypto.vault.core` so that the implementations
 can import the interfaces without importing the vault.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from .errors import CoreCryptoError
+from ..errors import CoreCryptoError
 
 # --- errors ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import importlib
 import json
 from typing import Any
 
-from .transport import Response, TransportError
+from .base import Response, TransportError
 
 
 def _js() -> Any:

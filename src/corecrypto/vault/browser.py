@@ -22,8 +22,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from .vault import DEFAULT_IDLE_LOCK_SECONDS, Vault
-from .vault_types import AuthenticationError, KeyHandle, VaultLockedError, VaultStorageError
+from .core import DEFAULT_IDLE_LOCK_SECONDS, Vault
+from .interfaces import AuthenticationError, KeyHandle, VaultLockedError, VaultStorageError
 
 MODULE_NAME = "vault_js"
 
@@ -44,7 +44,7 @@ def _bytes(value: Any) -> bytes:
 
 
 class BrowserStorage:
-    """:class:`~corecrypto.vault_types.VaultStorage` in IndexedDB."""
+    """:class:`~corecrypto.vault.interfaces.VaultStorage` in IndexedDB."""
 
     def __init__(self) -> None:
         self._js = _js()
@@ -103,7 +103,7 @@ def _handle(key: KeyHandle) -> Any:
 
 
 class BrowserCipher:
-    """:class:`~corecrypto.vault_types.VaultCipher` over WebCrypto (AES-256-GCM)."""
+    """:class:`~corecrypto.vault.interfaces.VaultCipher` over WebCrypto (AES-256-GCM)."""
 
     def __init__(self) -> None:
         self._js = _js()
@@ -153,7 +153,7 @@ class BrowserCipher:
 
 
 class BrowserLockChannel:
-    """:class:`~corecrypto.vault_types.LockChannel` over a BroadcastChannel."""
+    """:class:`~corecrypto.vault.interfaces.LockChannel` over a BroadcastChannel."""
 
     def __init__(self) -> None:
         create_proxy = importlib.import_module("pyodide.ffi").create_proxy

@@ -18,7 +18,7 @@ Key hierarchy::
   collision probability below 2^-32 for 2^32 writes under one data key (NIST SP
   800-38D, 8.3): a write per second for 136 years.
 * In the browser the data key is generated inside WebCrypto and only ever exists
-  there as a non-extractable ``CryptoKey`` (see :mod:`corecrypto.vault_browser`);
+  there as a non-extractable ``CryptoKey`` (see :mod:`corecrypto.vault.browser`);
   the KEK's bytes pass through memory once, from Argon2id to WebCrypto's import.
 
 Locking drops every key handle; it happens on :meth:`Vault.lock`, after
@@ -45,9 +45,9 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import KdfParameterError
-from .kdf import Argon2Params, derive_key_argon2id
-from .vault_types import (
+from ..errors import KdfParameterError
+from ..kdf import Argon2Params, derive_key_argon2id
+from .interfaces import (
     AuthenticationError,
     InvalidPasswordError,
     InvalidRecordNameError,

@@ -8,7 +8,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from .transport import Response, TransportError
+from .base import Response, TransportError
 
 
 class _Ws:
