@@ -499,10 +499,13 @@ class Messenger:
             backoff = min(backoff * 2, 30.0)
 
     # -- sending ----------------------------------------------------------------------------
-    async def _post(self, gid: bytes, message: bytes, welcome: bytes | None = None) -> Response:
+    async def _post(self, gid: bytes, message: bytes, welcome: bytes | None = None,
+                    group_info: bytes | None = None) -> Response:
         body: dict[str, Any] = {"message": b64(message)}
         if welcome is not None:
             body["welcome"] = b64(welcome)
+        if group_info is not None:
+            body["group_info"] = b64(group_info)
         return await self._call("POST", "/api/mls/messages/group", body, ok=(201, 409))
 
     async def _commit_with_retry(
@@ -517,7 +520,10 @@ class Messenger:
                     return False
                 commit, welcome = make()
                 try:
-                    r = await self._post(gid, commit, welcome)
+                    # A commit travels with the GroupInfo of the epoch it creates: the
+                    # delivery service verifies it and hands it to external joiners.
+                    group_info = self.core_.group(gid).pending_group_info()
+                    r = await self._post(gid, commit, welcome, group_info)
                 except (TransportError, MessengerError):
                     self.core_.clear_pending_commit(gid)
                     raise
@@ -537,7 +543,8 @@ class Messenger:
         core.create_group(gid)
         try:
             await self._call("POST", "/api/mls/groups", {"group_id": gid_str(gid),
-                                                         "cipher_suite": core.ciphersuite})
+                                                         "cipher_suite": core.ciphersuite,
+                                                         "group_info": b64(core.group_info(gid))})
         except (MessengerError, TransportError):
             core.delete_group(gid)
             raise
