@@ -222,13 +222,22 @@ class Messenger:
         await self._save_account()
 
     def server_cleanup(self) -> Callable[[], Awaitable[None]]:
-        """For a panic wipe: delete our KeyPackages and revoke the session, best effort."""
-        token = self.token
+        """For a panic wipe: retire this device on the server, best effort. Its
+        KeyPackages are deleted, its sessions revoked, and the members of its groups are
+        told to remove its leaf; the user's next device may rejoin those groups."""
+        token, device_id = self.token, self.device_id
 
         async def cleanup() -> None:
-            if token:
-                await self.transport.request("DELETE", "/api/mls/key-packages", token=token)
-                await self.transport.request("POST", "/api/auth/logout", token=token)
+            if not token:
+                return
+            if device_id:
+                r = await self.transport.request("DELETE", f"/api/auth/devices/{device_id}",
+                                                 token=token)
+                if r.status == 200:
+                    return
+            # No device, or a server without retirement: at least this much.
+            await self.transport.request("DELETE", "/api/mls/key-packages", token=token)
+            await self.transport.request("POST", "/api/auth/logout", token=token)
 
         return cleanup
 
