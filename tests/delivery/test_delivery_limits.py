@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from ds_client import Device, gid_text, next_event, register_device
-from ds_harness import ServerProcess
+from ds_harness import ServerProcess, wait_until
 from websockets.exceptions import ConnectionClosed
 
 MakeDevice = Callable[..., Awaitable[Device]]
@@ -76,14 +76,6 @@ def _gone(sock: socket.socket) -> bool:
     return info[0] != _TCP_ESTABLISHED
 
 
-def _wait(check: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 async def test_memory_stays_bounded_with_non_reading_sockets(
     server_factory: Callable[..., ServerProcess], database_factory: Callable[[], str]
 ) -> None:
@@ -117,7 +109,7 @@ async def test_memory_stays_bounded_with_non_reading_sockets(
         assert growth < 8 * 12 * 1024 * 1024, growth
         # Stalled sockets were closed (then aborted); their memory returns.
         await asyncio.to_thread(
-            _wait, lambda: rss_bytes(srv.proc.pid) < baseline + 24 * 1024 * 1024,  # type: ignore[union-attr]
+            wait_until, lambda: rss_bytes(srv.proc.pid) < baseline + 24 * 1024 * 1024,  # type: ignore[union-attr]
             "the memory to return")
         after = rss_bytes(srv.proc.pid)
         print(f"RSS after close {after / 1e6:.0f} MB")
@@ -170,12 +162,13 @@ async def test_slowloris_connections_are_closed(
     srv = server_factory(database_factory(), DS_HEADER_TIMEOUT_SECONDS="2",
                          DS_BODY_TIMEOUT_SECONDS="2")
 
-    async def dribble(i: int) -> bytes:
+    async def trickle(head: bytes, piece: Callable[[int], bytes]) -> bytes:
+        """Send ``head``, then a piece every 0.3 s until the server answers or closes."""
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+        writer.write(head)
         try:
-            for n in range(200):  # one header line every 0.3 s, never the blank line
-                writer.write(b"X-%d: %d\r\n" % (i, n))
+            for n in range(200):
+                writer.write(piece(n))
                 await writer.drain()
                 try:
                     return await asyncio.wait_for(reader.read(), 0.3)
@@ -187,6 +180,10 @@ async def test_slowloris_connections_are_closed(
         finally:
             writer.close()
 
+    def dribble(i: int) -> Awaitable[bytes]:  # header lines, never the blank line
+        return trickle(b"GET /api/health HTTP/1.1\r\nHost: x\r\n",
+                       lambda n: b"X-%d: %d\r\n" % (i, n))
+
     async def silent() -> bytes:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         try:
@@ -194,21 +191,10 @@ async def test_slowloris_connections_are_closed(
         finally:
             writer.close()
 
-    async def slow_body() -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     b"application/json\r\nContent-Length: 1000\r\n\r\n{")
-        try:
-            for _ in range(200):
-                writer.write(b" ")
-                await writer.drain()
-                try:
-                    return await asyncio.wait_for(reader.read(), 0.3)
-                except TimeoutError:
-                    continue
-            return b"still open"
-        finally:
-            writer.close()
+    def slow_body() -> Awaitable[bytes]:
+        return trickle(b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       b"application/json\r\nContent-Length: 1000\r\n\r\n{",
+                       lambda n: b" ")
 
     started = time.monotonic()
     results = await asyncio.gather(*(dribble(i) for i in range(50)), silent(), slow_body())
