@@ -17,7 +17,7 @@ from ..errors import (
     SignatureError,
     ValidationError,
 )
-from ..extensions import ExtensionType, ExternalPub, find_extension
+from ..extensions import ExtensionType, ExternalPub, check_unique_extensions, find_extension
 from ..framing import (
     AuthenticatedContent,
     ContentType,
@@ -28,7 +28,7 @@ from ..framing import (
     WireFormat,
 )
 from ..group_info import GroupInfo
-from ..leaf_node import LeafNodeSource
+from ..leaf_node import LeafNodeSource, Lifetime
 from ..message import MLSMessage
 from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
 from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
@@ -39,7 +39,7 @@ from ..transcript import interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path, private_from_path_secret
 from ..welcome import Welcome, open_group_secrets
 from .base import read_ratchet_tree_ext
-from .config import GroupConfig
+from .config import GroupConfig, config_now
 from .epoch import ProposalEntry, apply_proposals, epoch_keys, next_epoch, provisional_context
 from .group import Group
 from .identity import KeyPackageBundle, Signer, make_leaf_node
@@ -67,6 +67,8 @@ def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
                   config: GroupConfig) -> RatchetTree:
     """The tree a joiner gets with a GroupInfo, after checking the GroupInfo's
     signature by its signer's leaf and the tree itself (§12.4.3, §12.4.3.1)."""
+    check_unique_extensions(gi.extensions, "GroupInfo")
+    check_unique_extensions(gi.group_context.extensions, "GroupContext")
     tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:
@@ -113,11 +115,13 @@ def join_from_welcome(
     ctx = gi.group_context
     if ctx.cipher_suite != cs.id or ctx.version != kp.version:
         raise ValidationError("GroupInfo version or cipher suite mismatch (§12.4.3.1)")
-    for pid in secrets.psks:
-        if pid.psktype == PSKType.RESUMPTION and pid.usage != ResumptionPSKUsage.APPLICATION \
-                and ctx.epoch != 1:
-            raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
-                                  "new group (§12.4.3.1)")
+    special = [pid for pid in secrets.psks if pid.psktype == PSKType.RESUMPTION
+               and pid.usage != ResumptionPSKUsage.APPLICATION]
+    if len(special) > 1:
+        raise ValidationError("a Welcome may carry at most one reinit/branch PSK (§12.4.3.1)")
+    if special and ctx.epoch != 1:
+        raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
+                              "new group (§12.4.3.1)")
     tree = verified_tree(cs, gi, ratchet_tree, config)
     my_leaf = next((i for i, leaf in tree.leaves() if leaf == kp.leaf_node), None)
     if my_leaf is None:
@@ -195,10 +199,11 @@ def join_external(
         proposals.append(Remove(remove_prior))
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
-                        ctx.extensions, config, ctx.epoch, [])
+                        ctx.extensions, config, ctx.epoch, [], signer.credential)
     prov = apply_proposals(base, entries, config)
     enc_priv, enc_pub = cs.generate_hpke_key_pair()
-    template = make_leaf_node(cs, signer, enc_pub)
+    template = make_leaf_node(cs, signer, enc_pub,
+                              lifetime=Lifetime.starting(config_now(config), config.lifetime))
     t2, my_leaf = prov.tree.add_leaf(template)
     check_leaf_node(cs, template, LeafNodeSource.KEY_PACKAGE, prov.tree, prov.extensions, config,
                     group_id=None, leaf_index=None, check_signature=False)

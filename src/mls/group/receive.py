@@ -64,6 +64,7 @@ from .results import (
 from .state import GroupState, PendingProposal, Status
 from .validation import (
     check_leaf_node,
+    check_update_path,
     proposal_sender_allowed,
 )
 
@@ -259,8 +260,9 @@ class Receiver(GroupBase):
         if ac.auth.confirmation_tag is None:
             raise ValidationError("commit without confirmation_tag")
         entries = self._resolve(st, commit, committer)
-        self._check_list(st, entries, committer)
         external = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
+        self._check_list(st, entries, committer,
+                         commit.path.leaf_node.credential if external and commit.path else None)
         if path_required(entries) and commit.path is None:
             raise ValidationError("commit lacks a required path (§12.4)")
         prov = apply_proposals(st, entries, self.config)
@@ -293,6 +295,8 @@ class Receiver(GroupBase):
             check_leaf_node(cs, commit.path.leaf_node, LeafNodeSource.COMMIT, tree,
                             prov.extensions, self.config, group_id=st.context.group_id,
                             leaf_index=sender_leaf, replacing=sender_leaf, check_signature=False)
+            check_update_path(tree, sender_leaf, commit.path,
+                              frozenset(i for i, _ in prov.added), external)
             verify_path_leaf(cs, tree, sender_leaf, commit.path, st.context.group_id)
             if removed_self:
                 tree = tree.merge_update_path(sender_leaf, commit.path.leaf_node,
