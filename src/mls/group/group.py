@@ -16,6 +16,8 @@ from .. import tree_math as tm
 from ..commit import Commit
 from ..crypto import CipherSuite, CryptoProvider
 from ..errors import (
+    CryptoError,
+    DecodeError,
     PendingCommitError,
     ValidationError,
 )
@@ -280,8 +282,8 @@ class Group(Receiver):
             try:
                 self._check_list(st, [*chosen, entry, *by_value], me)
                 apply_proposals(st, [*chosen, entry, *by_value], self.config)
-            except ValidationError:
-                continue
+            except (ValidationError, CryptoError, DecodeError):
+                continue  # e.g. a forged leaf signature: leave it out (§12.2)
             chosen.append(entry)
         return chosen
 

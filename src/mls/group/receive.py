@@ -99,7 +99,7 @@ class Receiver(GroupBase):
         group_id = body.content.group_id if isinstance(body, PublicMessage) else body.group_id
         epoch = body.content.epoch if isinstance(body, PublicMessage) else body.epoch
         if not hmac.compare_digest(group_id, st.context.group_id):
-            raise ValidationError("message is for another group")
+            raise ValidationError("message is for another group (§6.1)")
         pc = st.pending_commit
         if pc is not None and raw == pc.message:
             self.merge_pending_commit()
@@ -125,8 +125,9 @@ class Receiver(GroupBase):
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
             if past is None or msg.content_type != ContentType.APPLICATION:
+                rule = "§15.3" if msg.content_type == ContentType.APPLICATION else "§12.4.2"
                 raise EpochError(
-                    f"message for epoch {msg.epoch}, group is at epoch {st.epoch}")
+                    f"message for epoch {msg.epoch}, group is at epoch {st.epoch} ({rule})")
             ctx, tree, sds = past.context, past.secret_tree.copy(), past.sender_data_secret
             member = past.member
         sd = pm.decrypt_sender_data(cs, msg, sds)
@@ -149,7 +150,8 @@ class Receiver(GroupBase):
         cs = st.cs
         c = msg.content
         if c.epoch != st.epoch:
-            raise EpochError(f"message for epoch {c.epoch}, group is at epoch {st.epoch}")
+            raise EpochError(
+                f"message for epoch {c.epoch}, group is at epoch {st.epoch} (§12.4.2)")
         if c.content_type == ContentType.APPLICATION:
             raise ValidationError("application data in a PublicMessage (§6.2)")
         ac = msg.authenticated_content
@@ -190,8 +192,8 @@ class Receiver(GroupBase):
             ref = ac.proposal_ref(st.cs)
             if any(p.ref == ref for p in st.proposals):
                 return OwnMessage(st.epoch, "proposal")
-            raise ValidationError("a proposal from our own leaf that we did not send")
-        raise StateError("a commit from our own leaf that is not our pending commit")
+            raise ValidationError("a proposal from our own leaf that we did not send (§6.2)")
+        raise StateError("a commit from our own leaf that is not our pending commit (§6.2)")
 
     def _dispatch(self, st: GroupState, ac: AuthenticatedContent,
                   credential: Credential | None = None) -> Processed:
@@ -228,7 +230,7 @@ class Receiver(GroupBase):
             raise ValidationError("ExternalInit outside an external commit (§12.1.6)")
         ref = ac.proposal_ref(st.cs)
         if any(pp.ref == ref for pp in st.proposals):
-            raise ValidationError("duplicate proposal (same ProposalRef) in this epoch")
+            raise ValidationError("duplicate proposal (same ProposalRef) in this epoch (§12.1)")
         self._state = replace(st, proposals=(*st.proposals,
                                              PendingProposal(ref, p, ac.content.sender)))
         return ProposalMessage(ac.content.sender, self._credential(st, ac.content.sender), p, ref)
@@ -258,13 +260,13 @@ class Receiver(GroupBase):
         cs = st.cs
         committer = ac.content.sender
         if ac.auth.confirmation_tag is None:
-            raise ValidationError("commit without confirmation_tag")
+            raise ValidationError("commit without confirmation_tag (§6.1)")
         entries = self._resolve(st, commit, committer)
         external = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
         self._check_list(st, entries, committer,
                          commit.path.leaf_node.credential if external and commit.path else None)
         if path_required(entries) and commit.path is None:
-            raise ValidationError("commit lacks a required path (§12.4)")
+            raise ValidationError("commit lacks a required path (§12.4.2)")
         prov = apply_proposals(st, entries, self.config)
         tree = prov.tree
         init_secret = st.keys.init_secret
@@ -275,7 +277,7 @@ class Receiver(GroupBase):
             try:
                 ctx_r = cs.hpke.setup_base_r(prov.external_init.kem_output, ext_priv, b"")
             except (ValueError, DecodeError) as e:
-                raise ValidationError(f"ExternalInit kem_output is invalid: {e}") from None
+                raise ValidationError(f"ExternalInit kem_output is invalid (§8.3): {e}") from None
             init_secret = ctx_r.export(b"MLS 1.0 external init secret", cs.hash_length)
             prov = replace(prov, tree=tree)
         else:
