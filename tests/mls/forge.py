@@ -23,7 +23,7 @@ import pytest
 
 from mls import key_schedule as ks
 from mls import private_message as pm
-from mls.commit import Commit, UpdatePath
+from mls.commit import Commit, HPKECiphertext, UpdatePath
 from mls.crypto import CipherSuite, default_provider
 from mls.errors import MLSError
 from mls.extensions import Extension, ExtensionType, find_extension
@@ -263,13 +263,16 @@ def forge_commit(
     external_init_secret: bytes | None = None,
     joiner: Signer | None = None,
     leaf_template: LeafNode | None = None,
+    reencrypt: bool = True,
 ) -> Forged:
     """A commit by ``g`` (or, with ``joiner``, an external commit) over
     ``proposals`` (by value, or ``bytes`` ProposalRefs of ``g``'s pending
     proposals), with an UpdatePath unless ``path`` is False. Nothing is validated;
     the confirmation tag is the one a receiver computes for these exact bytes.
     ``signature_priv`` signs the FramedContent only (the path's leaf keeps the
-    committer's key)."""
+    committer's key). After ``tamper_path`` the path secrets are encrypted again
+    to the context of the tampered tree (unless ``reencrypt`` is False, for
+    tests of the ciphertexts themselves)."""
     cs = g.cipher_suite
     st = g.state
     ctx = st.context
@@ -310,6 +313,7 @@ def forge_commit(
                                      frozenset(added))
         update_path = created.update_path
         commit_secret = created.commit_secret
+        before = tree
         if tamper_path is not None:
             update_path = tamper_path(update_path, tree)
         try:
@@ -317,6 +321,10 @@ def forge_commit(
                                           [n.encryption_key for n in update_path.nodes])
         except MLSError:
             tree = created.tree  # a malformed path: the tag no longer matters
+        else:
+            if tamper_path is not None and reencrypt:
+                update_path = _reencrypt(cs, before, me, update_path, created.path_secrets,
+                                         context_for(tree).serialize(), frozenset(added))
     commit = Commit(tuple(pors), update_path)
     fc = FramedContent(ctx.group_id, ctx.epoch if epoch is None else epoch, committer, b"",
                        ContentType.COMMIT, commit)
@@ -327,6 +335,23 @@ def forge_commit(
     ac = replace(ac, auth=FramedContentAuthData(ac.auth.signature, confirmation_tag))
     message = public(g, ac) if wire == WireFormat.PUBLIC_MESSAGE else private(g, ac)
     return Forged(message, ac, update_path, tree, commit_secret, added)
+
+
+def _reencrypt(cs: CipherSuite, tree: RatchetTree, sender: int, path: UpdatePath,
+               secrets: dict[int, bytes], context: bytes, exclude: frozenset[int]) -> UpdatePath:
+    """Encrypt the path secrets again, as the committer would for this ``context``."""
+    copath = dict(zip(tree.direct_path(sender), tree.copath(sender), strict=True))
+    nodes = []
+    for x, node in zip(tree.filtered_direct_path(sender), path.nodes, strict=True):
+        cts = []
+        for r in tree.resolution(copath[x], exclude):
+            target = tree.nodes[r]
+            assert target is not None
+            kem_output, ct = cs.encrypt_with_label(target.encryption_key, b"UpdatePathNode",
+                                                   context, secrets[x])
+            cts.append(HPKECiphertext(kem_output, ct))
+        nodes.append(replace(node, encrypted_path_secret=tuple(cts)))
+    return replace(path, nodes=tuple(nodes))
 
 
 def _tag(g: Group, ac: AuthenticatedContent, tree: RatchetTree, exts: tuple[Extension, ...],
@@ -440,6 +465,21 @@ def reforge_group_info(g: Group, change: Callable[[GroupInfo], GroupInfo], *,
     if resign:
         gi = gi.signed(cs, g.state.signature_priv)
     return MLSMessage.wrap(gi).serialize()
+
+
+def repath(g: Group, tree: RatchetTree, sender: int, path: UpdatePath,
+           keys: Sequence[bytes] | None = None, **leaf_changes: object) -> UpdatePath:
+    """``path`` with node public keys ``keys`` (and leaf changes), its leaf's
+    parent_hash recomputed for them and signed again by ``g``: consistent in
+    every respect but the keys themselves."""
+    cs = g.cipher_suite
+    keys = [n.encryption_key for n in path.nodes] if keys is None else list(keys)
+    nodes = tuple(replace(n, encryption_key=k) for n, k in zip(path.nodes, keys, strict=True))
+    _, ph = tree.path_parent_hashes(sender, tree.filtered_direct_path(sender), keys)
+    changes: dict[str, object] = {"parent_hash": ph, **leaf_changes}
+    leaf = resign_leaf(cs, path.leaf_node, g.state.signature_priv, g.group_id, sender,
+                       **changes)
+    return UpdatePath(leaf, nodes)
 
 
 def set_node(tree: RatchetTree, index: int, node: LeafNode | ParentNode | None) -> RatchetTree:
