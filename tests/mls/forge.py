@@ -60,7 +60,7 @@ from mls.proposals import (
 from mls.psk import PreSharedKeyID, PSKType, psk_secret
 from mls.public_message import PublicMessage
 from mls.ratchet_tree import RatchetTree
-from mls.secret_tree import sender_data_key_nonce
+from mls.secret_tree import RatchetConfig, sender_data_key_nonce
 from mls.transcript import confirmed_transcript_hash
 from mls.treekem import create_update_path
 from mls.welcome import GroupSecrets, Welcome, open_group_secrets, seal_group_secrets
@@ -182,6 +182,7 @@ def private(g: Group, ac: AuthenticatedContent, *, leaf: int | None = None,
     if generation is None:
         generation, key, nonce = tree.next_key(sender_leaf, handshake)
     else:
+        tree.config = RatchetConfig(max_forward_distance=1 << 30, out_of_order_tolerance=0)
         key, nonce = tree.key_for(sender_leaf, handshake, generation)
     w = _content_writer(ac)
     ciphertext = cs.provider.aead_seal(

@@ -15,6 +15,7 @@ from ..commit import Commit
 from ..credentials import Credential
 from ..errors import (
     ConfirmationTagError,
+    CryptoError,
     DecodeError,
     EpochError,
     MembershipTagError,
@@ -225,7 +226,8 @@ class Receiver(GroupBase):
                           ) -> ProposalMessage:
         if not proposal_sender_allowed(p, ac.content.sender):
             raise ValidationError(
-                f"{type(p).__name__} from a {ac.content.sender.sender_type.name} sender (§12.1)")
+                f"{type(p).__name__} from a {ac.content.sender.sender_type.name} sender is not "
+                "allowed (§12.1, §12.1.8)")
         if isinstance(p, ExternalInit):
             raise ValidationError("ExternalInit outside an external commit (§12.1.6)")
         ref = ac.proposal_ref(st.cs)
@@ -276,7 +278,7 @@ class Receiver(GroupBase):
             ext_priv, _ = external_key_pair(cs, st.keys.external_secret)
             try:
                 ctx_r = cs.hpke.setup_base_r(prov.external_init.kem_output, ext_priv, b"")
-            except (ValueError, DecodeError) as e:
+            except (ValueError, DecodeError, CryptoError) as e:
                 raise ValidationError(f"ExternalInit kem_output is invalid (§8.3): {e}") from None
             init_secret = ctx_r.export(b"MLS 1.0 external init secret", cs.hash_length)
             prov = replace(prov, tree=tree)

@@ -323,8 +323,7 @@ def check_proposal_list(
                 raise ValidationError(
                     f"an external commit may only remove the joiner's own old leaf, not leaf {r} "
                     "(§12.4.3.2)")
-    elif n_ext_init:
-        raise ValidationError("ExternalInit is only allowed in external commits (§12.2)")
+    # (An ExternalInit in a regular commit already failed the sender rule above, §12.2.)
     # Adds: valid KeyPackages, no duplicates among themselves or with members that stay.
     staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
     for p, _ in proposals:
