@@ -43,7 +43,7 @@ from mls.group.identity import make_leaf_node
 from mls.group_context import GroupContext
 from mls.group_info import GroupInfo
 from mls.key_package import KeyPackage
-from mls.leaf_node import LeafNode, Lifetime
+from mls.leaf_node import Capabilities, LeafNode, Lifetime
 from mls.message import MLSMessage
 from mls.nodes import ParentNode
 from mls.private_message import PrivateMessage, SenderData
@@ -70,13 +70,15 @@ P = default_provider()
 
 # -- groups ------------------------------------------------------------------------------------
 def make_group(n: int = 3, suite: int = 1, config: GroupConfig | None = None,
-               extensions: Sequence[Extension] = ()) -> list[Group]:
+               extensions: Sequence[Extension] = (),
+               capabilities: Capabilities | None = None) -> list[Group]:
     """``n`` members m/0..m/n-1 in one epoch, all with ``config``."""
     cs = CipherSuite(suite, P)
+    now = config_now(config or GroupConfig())
     groups = [Group.create(P, suite, b"forge-group", Signer.generate(cs, b"m/0"),
-                           extensions=extensions, config=config)]
-    bundles = [create_key_package(cs, Signer.generate(cs, f"m/{i}".encode()))
-               for i in range(1, n)]
+                           extensions=extensions, config=config, capabilities=capabilities)]
+    bundles = [create_key_package(cs, Signer.generate(cs, f"m/{i}".encode()), now=now,
+                                  capabilities=capabilities) for i in range(1, n)]
     if bundles:
         out = groups[0].commit([Add(b.key_package) for b in bundles])
         groups[0].merge_pending_commit()

@@ -23,7 +23,7 @@ def other_key(g: f.Group) -> bytes:
     return g.cipher_suite.generate_signature_key_pair()[0]
 
 
-# -- controls: the toolkit's forgeries are valid when nothing is changed -------------------------
+# -- controls: the toolkit's forgeries are valid when nothing is changed ------
 def test_control_forged_messages_are_accepted_unmodified() -> None:
     a, b, c = f.make_group(3)
     assert isinstance(b.process(f.application(a, b"plain")), ApplicationMessage)
@@ -50,7 +50,7 @@ def test_control_forged_external_commit_welcome_and_group_info_are_accepted() ->
     assert join_external(P, gi, Signer.generate(y.cipher_suite, b"z/1")).group.epoch == 1
 
 
-# -- FramedContent signatures (§6.1) -------------------------------------------------------------
+# -- FramedContent signatures (§6.1) ------
 def test_public_message_member_signature() -> None:
     a, b, _ = f.make_group(3)
     fc = f.framed(a, ContentType.PROPOSAL, Remove(2))
@@ -104,7 +104,7 @@ def test_private_message_signature() -> None:
     f.assert_rejected(b, f.private(a, ac), SignatureError, "§6.1", then=f.genuine_app(a))
 
 
-# -- LeafNode and KeyPackage signatures (§7.3, §10.1) ----------------------------------------------
+# -- LeafNode and KeyPackage signatures (§7.3, §10.1) ------
 def test_key_package_leaf_signature() -> None:
     a, b = f.make_group(2)
     cs = a.cipher_suite
@@ -183,7 +183,7 @@ def test_group_info_signature_on_external_join() -> None:
     del b
 
 
-# -- MACs and tags -----------------------------------------------------------------------------------
+# -- MACs and tags ------
 def test_membership_tag() -> None:
     a, b, _ = f.make_group(3)
     ac = f.sign(a, WireFormat.PUBLIC_MESSAGE, f.framed(a, ContentType.PROPOSAL, Remove(2)))

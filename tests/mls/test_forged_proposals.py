@@ -58,7 +58,7 @@ def an_update(g: Group) -> Update:
                                 encryption_key=g.cipher_suite.generate_hpke_key_pair()[1]))
 
 
-# -- §12.2, regular commits -------------------------------------------------------------------------
+# -- §12.2, regular commits ------
 def test_commit_contains_the_committers_update() -> None:
     groups = f.make_group(3, config=CFG)
     rejects([an_update(groups[0])], "committer's own Update", "§12.2", groups=groups)
@@ -142,7 +142,7 @@ def test_path_required_but_absent(proposals: list[Proposal]) -> None:
     rejects(proposals, "required path", "§12.4.2", path=False)
 
 
-# -- individual proposals (§12.1) -------------------------------------------------------------------
+# -- individual proposals (§12.1) ------
 def test_remove_of_a_blank_leaf() -> None:
     rejects([Remove(3)], "blank or absent", "§12.1.3")
 
@@ -227,7 +227,7 @@ def test_commit_from_our_own_leaf_that_we_did_not_make() -> None:
     f.assert_rejected(b, forged.message, StateError, "§6.2", then=f.genuine_commit(a))
 
 
-# -- external commits (§12.4.3.2) ---------------------------------------------------------------------
+# -- external commits (§12.4.3.2) ------
 def joiner(g: Group, identity: bytes = b"ext/1") -> Signer:
     return Signer.generate(g.cipher_suite, identity)
 

@@ -17,7 +17,7 @@ from mls.ratchet_tree import RatchetTree
 from . import forge as f
 
 
-# -- trees on join (§12.4.3.1) ---------------------------------------------------------------------
+# -- trees on join (§12.4.3.1) ------
 def welcome_for(a: Group, *others: Group) -> tuple[bytes, KeyPackageBundle]:
     bundle = f.key_package(a.cipher_suite, b"joiner/1")
     out = a.commit([Add(bundle.key_package)])
@@ -142,7 +142,7 @@ def test_unmerged_leaf_must_be_listed_by_every_node_in_between() -> None:
     rejected_join(welcome, bundle, a, with_unmerged(3, ()), "§12.4.3.1", "between leaf 2")
 
 
-# -- UpdatePaths in commits (§7.5, §7.6, §7.9.2, §12.4.2) --------------------------------------------
+# -- UpdatePaths in commits (§7.5, §7.6, §7.9.2, §12.4.2) ------
 def test_update_path_parent_hash() -> None:
     a, b, _c = f.make_group(3)
 

@@ -104,6 +104,10 @@ def join_from_welcome(
         raise ValidationError("the Welcome has no secrets for this KeyPackage (§12.4.3.1)")
     secrets = open_group_secrets(cs, bundle.init_priv, w.encrypted_group_info,
                                  entry.encrypted_group_secrets)
+    special = [pid for pid in secrets.psks if pid.psktype == PSKType.RESUMPTION
+               and pid.usage != ResumptionPSKUsage.APPLICATION]
+    if len(special) > 1:
+        raise ValidationError("a Welcome may carry at most one reinit/branch PSK (§12.4.3.1)")
     resumption = {**config.resumption_psks, **(resumption_psks or {})}
     psk = _psk_values(cs, secrets.psks, config, resumption)
     key, nonce = ks.welcome_key_nonce(cs, ks.welcome_secret(cs, secrets.joiner_secret, psk))
@@ -115,10 +119,6 @@ def join_from_welcome(
     ctx = gi.group_context
     if ctx.cipher_suite != cs.id or ctx.version != kp.version:
         raise ValidationError("GroupInfo version or cipher suite mismatch (§12.4.3.1)")
-    special = [pid for pid in secrets.psks if pid.psktype == PSKType.RESUMPTION
-               and pid.usage != ResumptionPSKUsage.APPLICATION]
-    if len(special) > 1:
-        raise ValidationError("a Welcome may carry at most one reinit/branch PSK (§12.4.3.1)")
     if special and ctx.epoch != 1:
         raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
                               "new group (§12.4.3.1)")
