@@ -14,7 +14,6 @@ from .. import private_message as pm
 from ..commit import Commit
 from ..credentials import Credential
 from ..errors import (
-    ConfirmationTagError,
     CryptoError,
     DecodeError,
     EpochError,
@@ -46,6 +45,7 @@ from ..proposals import (
 )
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
+from ..transcript import check_confirmation_tag
 from ..treekem import TreeKemPrivate, apply_update_path, verify_path_leaf
 from .base import GroupBase
 from .epoch import (
@@ -310,9 +310,10 @@ class Receiver(GroupBase):
                                             context_for, frozenset(i for i, _ in prov.added))
                 tree, private, commit_secret = applied.tree, applied.private, applied.commit_secret
         nxt = next_epoch(st, prov, ac, tree, private, commit_secret, init_secret, self.config)
-        if not removed_self and not hmac.compare_digest(nxt.confirmation_tag,
-                                                        ac.auth.confirmation_tag):
-            raise ConfirmationTagError("confirmation_tag is invalid (§12.4.2)")
+        if not removed_self:
+            check_confirmation_tag(cs, nxt.secrets.confirmation_key,
+                                   nxt.state.context.confirmed_transcript_hash,
+                                   ac.auth.confirmation_tag, "confirmation_tag (§12.4.2)")
         new_state = nxt.state
         if removed_self:
             new_state = replace(st, status=Status.REMOVED, pending_commit=None)
