@@ -343,3 +343,13 @@ def test_external_join_needs_external_pub() -> None:
     f.assert_join_rejected(lambda: join_external(P, a.group_info(with_external_pub=False),
                                                  Signer.generate(a.cipher_suite, b"x/1")),
                            ValidationError, "§12.4.3.2", "external_pub")
+
+
+def test_unknown_cipher_suite() -> None:
+    from mls.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError, match="0x0099"):
+        CipherSuite(0x99, P)
+    a, b = f.make_group(2, config=CFG)
+    kp = f.resign_key_package(CipherSuite(1, P), bundle(), cipher_suite=0x99)
+    add_rejected(kp, ValidationError, "§10.1", "cipher suite", groups=[a, b])
