@@ -147,8 +147,8 @@ def run_tests(pkg_root: Path, tests: list[str], timeout: float) -> bool:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "-p", "no:xdist", *tests]
     try:
-        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout,
-                           check=False)
+        r = subprocess.run(  # noqa: S603 - our interpreter, our test files
+            cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return False  # a hang counts as detected
     return r.returncode == 0
@@ -181,10 +181,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-j", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--only", help="one file, relative to src/mls")
+    ap.add_argument("--operator", choices=("disable", "invert", "accept"),
+                    help="only this kind of mutant")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
-    mutants = find_mutants(args.only)
+    mutants = [m for m in find_mutants(args.only)
+               if args.operator is None or m.operator == args.operator]
     if args.list:
         for m in mutants:
             print(f"{m.key}  {m.source}")
