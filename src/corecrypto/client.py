@@ -77,6 +77,15 @@ def valid_identity(credential: Credential, signature_key: bytes) -> bool:
     return bool(sep and user and device)
 
 
+def same_user(old: Credential, new: Credential) -> bool:
+    """Our resync rule (RFC 9420 §12.4.3.2 leaves it to the application): an external
+    commit may remove a leaf of the joiner's own *user*, so that a new or wiped device
+    replaces that user's old device. The delivery service enforces the same rule."""
+    if not (valid_identity(old, b"") and valid_identity(new, b"")):
+        return False
+    return old.identity.rpartition(b"/")[0] == new.identity.rpartition(b"/")[0]
+
+
 @dataclass
 class _StoredKeyPackage:
     bundle: KeyPackageBundle
@@ -132,7 +141,8 @@ class CoreCrypto:
         return _argon2id(password, salt, params)
 
     def _config(self) -> GroupConfig:
-        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity)
+        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity,
+                           same_client=same_user)
 
     # -- KeyPackages ------------------------------------------------------------------------
     def generate_key_packages(self, n: int, last_resort: bool = False) -> list[bytes]:
