@@ -15,7 +15,7 @@ Sources (see ``vector_paths``):
   test vectors, as ``HPKE/hpke-pq-test-vectors.json`` of the same package
   (DeriveKeyPair, Decap, the key schedule, Open and Export).
 * The X-Wing HPKE of OpenMLS's suites 0x004D-0x004F: ``data/openmls_pq_hpke.json``,
-  written by ``tools/openmls_pq_kat`` with openmls_libcrux_crypto 0.4.0.
+  written by ``tools/openmls_pq`` (``kat``) with openmls_libcrux_crypto 0.4.0.
 """
 
 from __future__ import annotations

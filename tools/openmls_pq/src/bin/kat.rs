@@ -2,7 +2,7 @@
 //! OpenMLS's own crypto provider (openmls_libcrux_crypto 0.4.0, i.e. hpke-rs + libcrux),
 //! so that the Python library is checked against the implementation it must
 //! interoperate with. Run once; the JSON on stdout is checked in as
-//! tests/mls/data/openmls_pq_hpke.json (see tools/openmls_pq_kat/README.md).
+//! tests/mls/data/openmls_pq_hpke.json (see tools/openmls_pq/README.md).
 //!
 //! For each suite and each input keying material: the key pair of
 //! `derive_hpke_keypair` (what MLS's DeriveKeyPair calls), sealed messages (the
@@ -25,7 +25,7 @@ fn main() {
         Ciphersuite::MLS_128_MLKEM768X25519_AES256GCM_SHA384_Ed25519,
         Ciphersuite::MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519,
     ];
-    let mut out = String::from("{\n  \"origin\": \"tools/openmls_pq_kat: openmls_libcrux_crypto 0.4.0 (hpke-rs 0.7, libcrux-kem 0.0.9), openmls_traits 0.6.0\",\n  \"suites\": [\n");
+    let mut out = String::from("{\n  \"origin\": \"tools/openmls_pq (bin kat): openmls_libcrux_crypto 0.4.0 (hpke-rs 0.7, libcrux-kem 0.0.9), openmls_traits 0.6.0\",\n  \"suites\": [\n");
     for (si, cs) in suites.iter().enumerate() {
         let config = cs.hpke_config();
         let id = u16::from(*cs);
