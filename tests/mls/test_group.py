@@ -263,6 +263,32 @@ def test_reinit_moves_the_group_to_a_new_suite() -> None:
     assert new_a.cipher_suite.id == 3
 
 
+def test_reinit_may_keep_the_group_id() -> None:
+    """Regressions (found by interop reinit/change_ciphersuite): the new group's
+    first commit takes the reinit PSK from the old group even when both groups
+    have the same group_id (§11.2), not from the new group's own epochs; and
+    the PSK nonce has the new suite's length (§8.4)."""
+    a, b = setup(2)
+    b.process(a.propose_reinit(a.group_id, 7))
+    out = b.commit()
+    b.merge_pending_commit()
+    a.process(out.commit)
+    pid, psk = a.resumption_psk()
+    cs2 = CipherSuite(7, P)  # SHA-384: the PSK nonce must have the new suite's Nh (§8.4)
+    assert len(pid.psk_nonce) == 48
+    cfg = GroupConfig(resumption_psks={(a.group_id, a.epoch): psk})
+    new_a = Group.create(P, 7, a.group_id, Signer.generate(cs2, b"m/0"), config=cfg)
+    b_bundle = create_key_package(cs2, Signer.generate(cs2, b"m/1"))
+    out = new_a.commit([Add(b_bundle.key_package), PreSharedKey(pid)])
+    new_a.merge_pending_commit()
+    assert out.welcome is not None
+    _, b_psk = b.resumption_psk()
+    new_b = join_from_welcome(P, out.welcome, b_bundle,
+                              resumption_psks={(b.group_id, b.epoch): b_psk})
+    same_epoch([new_a, new_b])
+    assert new_a.group_id == a.group_id and new_a.cipher_suite.id == 7
+
+
 def test_external_sender_proposal() -> None:
     cs = CipherSuite(1, P)
     server = Signer.generate(cs, b"delivery-service/1")

@@ -30,7 +30,7 @@ from ..framing import (
 from ..group_info import GroupInfo
 from ..leaf_node import LeafNodeSource
 from ..message import MLSMessage
-from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
+from ..proposals import ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove
 from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
@@ -159,10 +159,12 @@ def join_external(
     remove_prior: int | None = None,
     config: GroupConfig | None = None,
     authenticated_data: bytes = b"",
+    psks: Sequence[PreSharedKeyID] = (),
 ) -> ExternalJoin:
     """Join by external commit from a GroupInfo with ``external_pub`` (§12.4.3.2).
 
-    ``remove_prior`` removes our old leaf when resynchronising. If the
+    ``remove_prior`` removes our old leaf when resynchronising; ``psks`` are
+    PreSharedKey proposals to include, their values in ``config.psks``. If the
     delivery service rejects the commit, drop the returned group and retry
     with a fresh GroupInfo.
     """
@@ -193,6 +195,7 @@ def join_external(
     proposals: list[Proposal] = [ExternalInit(kem_output)]
     if remove_prior is not None:
         proposals.append(Remove(remove_prior))
+    proposals.extend(PreSharedKey(pid) for pid in psks)
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
                         ctx.extensions, config, ctx.epoch, [])
