@@ -225,6 +225,10 @@ def test_external_commit_join_and_resync() -> None:
     assert b.process(ej2.commit).removed_self  # type: ignore[union-attr]
     same_epoch([a, joiner, ej2.group])
     assert len(a.members()) == 3
+    # Regression (interop deep_random): the new leaf took the removed leaf's
+    # slot, and the rejoined member is active, not "removed".
+    assert ej2.group.leaf_index == b.leaf_index and ej2.group.status == Status.ACTIVE
+    assert a.process(ej2.group.encrypt(b"back")).data == b"back"  # type: ignore[union-attr]
 
 
 def test_external_commit_needs_external_pub() -> None:
