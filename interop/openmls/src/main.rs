@@ -20,7 +20,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use tls_codec::{Deserialize as TlsDeserializeTrait, Serialize as TlsSerializeTrait, Size};
 use tonic::{Request, Response, Status};
 
-#[allow(clippy::all)]
+#[allow(clippy::all, dead_code)]
 mod pb {
     tonic::include_proto!("mls_client");
 }

@@ -179,7 +179,11 @@ def join_external(
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise ValidationError("GroupInfo has no external_pub extension (§12.4.3.2)")
-    external_pub = ExternalPub.deserialize(ext).external_pub
+    try:
+        external_pub = ExternalPub.deserialize(ext).external_pub
+    except DecodeError as e:
+        raise DecodeError(f"malformed external_pub extension, not an ExternalPub struct "
+                          f"(§12.4.3.2): {e}") from None
     kem_output, hctx = cs.hpke.setup_base_s(external_pub, b"")
     init_secret = hctx.export(b"MLS 1.0 external init secret", cs.hash_length)
     # A stand-in for "the current epoch" as far as the joiner can know it.
