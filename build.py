@@ -67,6 +67,9 @@ APP_DIR = "app"
 ESM_TREES = ("@noble/ciphers", "@noble/curves", "@noble/hashes", "@noble/post-quantum")
 #: Python packages of the browser wheel.
 WHEEL_PACKAGES = ("mls", "corecrypto")
+#: Subpackages left out of the browser wheel: mls.interop is a gRPC adapter for
+#: CPython (grpcio), nothing in the browser imports it.
+WHEEL_EXCLUDED = frozenset({"__pycache__", "interop"})
 WHEEL_NAME = "intellacc_e2ee_client"
 IMPORTMAP_MARKER = "<!-- importmap -->"
 _LOCK = ".build.lock"  # an empty file in the output directory, for flock
@@ -182,7 +185,7 @@ def build_wheel() -> tuple[str, bytes]:
         base = ROOT / "src" / pkg
         if not (base / "__init__.py").is_file():
             raise BuildError(f"src/{pkg} is not a Python package")
-        for path in _tree(base, (".py", "py.typed"), frozenset({"__pycache__"})):
+        for path in _tree(base, (".py", "py.typed"), WHEEL_EXCLUDED):
             files.append((f"{pkg}/{path.relative_to(base).as_posix()}", path.read_bytes()))
     metadata = (
         "Metadata-Version: 2.1\n"

@@ -27,7 +27,7 @@ fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[client,server,dev]'
+  .venv/bin/python -m pip install -q -e '.[client,server,interop,dev]'
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

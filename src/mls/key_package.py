@@ -72,6 +72,7 @@ def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None) -> None:
         raise ValidationError("KeyPackage leaf_node_source must be key_package (§10.1)")
     if kp.init_key == leaf.encryption_key:
         raise ValidationError("KeyPackage init_key equals the leaf encryption_key (§10.1)")
+    cs.check_signature_key(leaf.signature_key)
     if not kp.verify_signature(cs):
         raise CryptoError("KeyPackage signature is invalid (§10.1)")
     if not leaf.verify(cs):

@@ -30,7 +30,7 @@ from ..framing import (
 from ..group_info import GroupInfo
 from ..leaf_node import LeafNodeSource
 from ..message import MLSMessage
-from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
+from ..proposals import ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove
 from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
@@ -43,7 +43,7 @@ from .config import GroupConfig
 from .epoch import ProposalEntry, apply_proposals, epoch_keys, next_epoch, provisional_context
 from .group import Group
 from .identity import KeyPackageBundle, Signer, make_leaf_node
-from .state import GroupState
+from .state import GroupState, Status
 from .validation import check_leaf_node, check_proposal_list, check_tree_on_join
 
 
@@ -159,10 +159,12 @@ def join_external(
     remove_prior: int | None = None,
     config: GroupConfig | None = None,
     authenticated_data: bytes = b"",
+    psks: Sequence[PreSharedKeyID] = (),
 ) -> ExternalJoin:
     """Join by external commit from a GroupInfo with ``external_pub`` (§12.4.3.2).
 
-    ``remove_prior`` removes our old leaf when resynchronising. If the
+    ``remove_prior`` removes our old leaf when resynchronising; ``psks`` are
+    PreSharedKey proposals to include, their values in ``config.psks``. If the
     delivery service rejects the commit, drop the returned group and retry
     with a fresh GroupInfo.
     """
@@ -177,7 +179,11 @@ def join_external(
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise ValidationError("GroupInfo has no external_pub extension (§12.4.3.2)")
-    external_pub = ExternalPub.deserialize(ext).external_pub
+    try:
+        external_pub = ExternalPub.deserialize(ext).external_pub
+    except DecodeError as e:
+        raise DecodeError(f"malformed external_pub extension, not an ExternalPub struct "
+                          f"(§12.4.3.2): {e}") from None
     kem_output, hctx = cs.hpke.setup_base_s(external_pub, b"")
     init_secret = hctx.export(b"MLS 1.0 external init secret", cs.hash_length)
     # A stand-in for "the current epoch" as far as the joiner can know it.
@@ -193,6 +199,7 @@ def join_external(
     proposals: list[Proposal] = [ExternalInit(kem_output)]
     if remove_prior is not None:
         proposals.append(Remove(remove_prior))
+    proposals.extend(PreSharedKey(pid) for pid in psks)
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
                         ctx.extensions, config, ctx.epoch, [])
@@ -219,6 +226,8 @@ def join_external(
                      init_secret, config)
     ac = replace(ac, auth=FramedContentAuthData(ac.auth.signature, nxt.confirmation_tag))
     message = MLSMessage.wrap(PublicMessage.protect(cs, ac, None, ctx)).serialize()
+    # With remove_prior our new leaf may take the slot of the leaf it removes,
+    # which next_epoch would read as our own removal: the joiner is active.
     state = replace(nxt.state, past_epochs=(), resumption_psks=(),
-                    last_own_commit=cs.hash(message))
+                    last_own_commit=cs.hash(message), status=Status.ACTIVE)
     return ExternalJoin(Group(state, config), message)

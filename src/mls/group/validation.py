@@ -91,6 +91,7 @@ def check_leaf_node(
             f"leaf_node_source is {leaf.leaf_node_source.name}, expected {source.name} (§7.3)")
     if not config.credential_validator(leaf.credential, leaf.signature_key):
         raise ValidationError("the credential was rejected by the Authentication Service (§5.3.1)")
+    cs.check_signature_key(leaf.signature_key)
     if check_signature and not leaf.verify(cs, group_id, leaf_index):
         raise CryptoError("leaf node signature is invalid (§7.3)")
     check_leaf_capabilities(leaf)
@@ -133,6 +134,7 @@ def check_tree_on_join(
     sig_keys: set[bytes] = set()
     req = required_capabilities(group_extensions)
     for i, leaf in tree.leaves():
+        cs.check_signature_key(leaf.signature_key)
         if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
             ok = leaf.verify(cs)
         else:
