@@ -8,6 +8,7 @@ handshake modes, and deep_random to its last step).
 | ---------------- | ------ | -------------------------- | --------------------- |
 | Python x Python  | 1-7    | public + private           | first 300 steps, s1   |
 | Python x OpenMLS | 1-3    | public + private           | first 400 steps, s1   |
+| Python x OpenMLS | 0x004D-0x004F (libcrux build) | public + private | -          |
 | Python x ts-mls  | 1-7    | s1 both; s2-7 public only  | first 400 steps, s1   |
 
 Every script runs in both directions (the runner's ``rotate`` mode).

@@ -27,9 +27,10 @@ START_TIMEOUT = 120.0
 BUILD_TIMEOUT = 40 * 60.0
 
 
-def openmls_binary() -> Path:
-    """The OpenMLS peer binary; the first call on a machine builds it."""
-    out = subprocess.run([str(INTEROP / "openmls" / "build.sh")], check=True,
+def openmls_binary(provider: str = "rust-crypto") -> Path:
+    """The OpenMLS peer binary with ``provider`` (``rust-crypto`` or ``libcrux``, which
+    has the hybrid post-quantum suites); the first call on a machine builds it."""
+    out = subprocess.run([str(INTEROP / "openmls" / "build.sh"), provider], check=True,
                          capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     return Path(out.stdout.strip().splitlines()[-1])
 
@@ -85,8 +86,9 @@ def python_peer(label: str = "python") -> AbstractContextManager[GrpcEndpoint]:
     return start(label, [sys.executable, "-m", "mls.interop", "serve"])
 
 
-def openmls_peer() -> AbstractContextManager[GrpcEndpoint]:
-    return start("openmls", [str(openmls_binary())])
+def openmls_peer(provider: str = "rust-crypto") -> AbstractContextManager[GrpcEndpoint]:
+    # One label for both providers: the same OpenMLS, so the same known defects.
+    return start("openmls", [str(openmls_binary(provider))])
 
 
 def tsmls_peer(workarounds: bool = True) -> AbstractContextManager[GrpcEndpoint]:

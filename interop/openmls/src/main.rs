@@ -32,6 +32,16 @@ use pb::mls_client_server::{MlsClient, MlsClientServer};
 type Provider = openmls_rust_crypto::OpenMlsRustCrypto;
 #[cfg(feature = "rust-crypto")]
 const PROVIDER_NAME: &str = "rust-crypto";
+#[cfg(feature = "rust-crypto")]
+const EXTRA_SUITES: [u16; 0] = [];
+#[cfg(feature = "libcrux")]
+type Provider = openmls_libcrux_crypto::Provider;
+#[cfg(feature = "libcrux")]
+const PROVIDER_NAME: &str = "libcrux";
+/// The hybrid post-quantum suites (X-Wing) of draft-ietf-mls-pq-ciphersuites,
+/// at the code points OpenMLS uses.
+#[cfg(feature = "libcrux")]
+const EXTRA_SUITES: [u16; 3] = [0x004D, 0x004E, 0x004F];
 
 fn new_provider() -> Provider {
     Provider::default()
@@ -292,6 +302,7 @@ impl MlsClient for Service {
     ) -> Rpc<pb::SupportedCiphersuitesResponse> {
         let p = new_provider();
         let ciphersuites = (1u16..=7)
+            .chain(EXTRA_SUITES)
             .filter(|i| Ciphersuite::try_from(*i).map(|s| p.crypto().supports(s).is_ok()).unwrap_or(false))
             .map(u32::from)
             .collect();
