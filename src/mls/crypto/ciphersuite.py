@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..codec import Writer, encode_varint
-from ..errors import CryptoError, UnsupportedError
+from ..errors import CryptoError, PublicKeyError, UnsupportedError
 from .hpke import Hpke
 from .kdf import hkdf_expand, hkdf_extract
 from .kem import (
@@ -265,6 +265,16 @@ class CipherSuite:
     def hpke_public_key_length(self) -> int:
         """``Npk`` of the suite's KEM: the size of every HPKE public key in the tree."""
         return self.params.kem.n_pk
+
+    def check_hpke_public_key(self, key: bytes, what: str) -> None:
+        """An HPKE public key is the suite KEM's SerializePublicKey output, ``Npk``
+        bytes (RFC 9420 §5.1.1, RFC 9180 §7.1, draft-ietf-hpke-pq): a key of
+        another length is refused where it arrives, not when someone encrypts to it."""
+        n = self.params.kem.n_pk
+        if len(key) != n:
+            raise PublicKeyError(
+                f"{what} must be a {self.params.kem.name} public key of {n} bytes, "
+                f"got {len(key)} (§5.1.1)")
 
     @property
     def kem_output_length(self) -> int:
