@@ -271,7 +271,9 @@ def test_compressed_ecdsa_signature_key_is_rejected(suite: int) -> None:
     (a,) = setup(1, suite)
     with pytest.raises(ValidationError, match=r"uncompressed.*§5\.1\.1"):
         a.commit([Add(bundle.key_package)])
-    assert a.epoch == 0 and not a.has_pending_commit
+    with pytest.raises(ValidationError, match=r"uncompressed.*§5\.1\.1"):
+        a.propose_add(bundle.key_package)  # refused when proposed, not dropped later
+    assert a.epoch == 0 and not a.has_pending_commit and not a.pending_proposals
 
 
 def test_reinit_moves_the_group_to_a_new_suite() -> None:

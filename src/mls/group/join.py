@@ -71,6 +71,7 @@ def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:
         raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
+    cs.check_signature_key(signer_leaf.signature_key)
     if not gi.verify(cs, signer_leaf.signature_key):
         raise SignatureError("GroupInfo signature is invalid (§12.4.3.1)")
     ctx = gi.group_context
