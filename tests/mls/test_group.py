@@ -4,6 +4,8 @@ ReInit, external senders, the pending-commit flow and its errors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mls.crypto import CipherSuite, default_provider
@@ -11,6 +13,7 @@ from mls.errors import (
     DecodeError,
     EpochError,
     PendingCommitError,
+    PublicKeyError,
     ReplayError,
     SignatureError,
     StateError,
@@ -253,6 +256,27 @@ def test_external_pub_must_be_the_struct() -> None:
     with pytest.raises(DecodeError, match=r"external_pub.*§12\.4\.3\.2"):
         join_external(P, MLSMessage.wrap(gi).serialize(),
                       Signer.generate(a.cipher_suite, b"x/1"))
+
+
+@pytest.mark.parametrize("suite", [2, 5, 7])
+def test_compressed_ecdsa_signature_key_is_rejected(suite: int) -> None:
+    """RFC 9420 §5.1.1: ECDSA signature keys are uncompressed points. A KeyPackage
+    correctly signed under the compressed form of a valid key (as ts-mls 1.6
+    makes them) is refused when committed and when proposed, changing nothing."""
+    from . import forge  # only this test forges
+
+    cs = CipherSuite(suite, P)
+    good = forge.key_package(cs, b"ts/1")
+    pub = good.key_package.leaf_node.signature_key
+    size = (len(pub) - 1) // 2
+    compressed = bytes([2 + (pub[-1] & 1)]) + pub[1:1 + size]
+    kp = forge.resign_key_package(cs, good, leaf=lambda lf: replace(lf, signature_key=compressed))
+    (a,) = setup(1, suite)
+    with pytest.raises(PublicKeyError, match=r"uncompressed.*§5\.1\.1"):
+        a.commit([Add(kp)])
+    with pytest.raises(PublicKeyError, match=r"uncompressed.*§5\.1\.1"):
+        a.propose_add(kp)  # refused when proposed, not dropped later
+    assert a.epoch == 0 and not a.has_pending_commit and not a.pending_proposals
 
 
 def test_reinit_moves_the_group_to_a_new_suite() -> None:

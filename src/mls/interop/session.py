@@ -67,7 +67,8 @@ class ProposalSpec:
     """A ``ProposalDescription`` of the proto: what to propose, by value.
 
     ``kind`` is one of add, remove, externalPSK, resumptionPSK,
-    groupContextExtensions, reinit.
+    groupContextExtensions, reinit (the proto's names), or update (our own
+    Update proposal, for :meth:`InteropSession.propose`).
     """
 
     kind: str
