@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mls.crypto import SUITES
 from mls.interop.runner import GrpcEndpoint
 from mls.interop.scenario import Params, StepError, script_actors
 
@@ -25,7 +26,7 @@ def py() -> Iterator[GrpcEndpoint]:
 
 def test_name_and_suites(py: GrpcEndpoint) -> None:
     assert py.call("Name").name.startswith("intellacc-mls")
-    assert py.suites == frozenset(range(1, 8))
+    assert py.suites == frozenset(SUITES)  # RFC 9420's and the post-quantum ones
 
 
 def test_unknown_state_is_not_found(py: GrpcEndpoint) -> None:
