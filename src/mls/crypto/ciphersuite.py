@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..codec import Writer, encode_varint
-from ..errors import CryptoError, UnsupportedError, ValidationError
+from ..errors import CryptoError, UnsupportedError
 from .hpke import Hpke, curve_order
 from .kdf import hkdf_expand, hkdf_extract
 from .provider import AeadAlg, CryptoProvider, HashAlg, KemAlg, SignatureScheme
@@ -84,13 +84,6 @@ def _label_struct(label: bytes, context: bytes) -> bytes:
     return encode_varint(len(full)) + full + encode_varint(len(context)) + context
 
 
-_ECDSA_POINT_LEN = {
-    SignatureScheme.ECDSA_SECP256R1_SHA256: 65,
-    SignatureScheme.ECDSA_SECP384R1_SHA384: 97,
-    SignatureScheme.ECDSA_SECP521R1_SHA512: 133,
-}
-
-
 class CipherSuite:
     """One MLS cipher suite over one provider (RFC 9420 §5)."""
 
@@ -126,15 +119,6 @@ class CipherSuite:
     @property
     def signature_scheme(self) -> SignatureScheme:
         return self.params.signature
-
-    def check_signature_key(self, public_key: bytes) -> None:
-        """An ECDSA signature key must be an uncompressed SEC1 point (RFC 9420
-        §5.1.1); EdDSA keys are checked by the primitive itself."""
-        size = _ECDSA_POINT_LEN.get(self.params.signature)
-        if size is not None and (len(public_key) != size or public_key[:1] != b"\x04"):
-            raise ValidationError(
-                f"{self.params.signature.name} signature key must be an uncompressed point of "
-                f"{size} bytes, got {len(public_key)} (RFC 9420 §5.1.1)")
 
     # -- hash, MAC, KDF ------------------------------------------------------
     def random(self, n: int) -> bytes:
