@@ -81,10 +81,17 @@ async function signatureKeyPair(cs) {
   return cs.signature.keygen()
 }
 
+// 12 weeks from an hour ago, as OpenMLS does: ts-mls' default lifetime is
+// unbounded, which receivers may refuse (RFC 9420 §7.2; this library does).
+function lifetime() {
+  const now = BigInt(Math.floor(Date.now() / 1000))
+  return { notBefore: now - 3600n, notAfter: now + 12n * 7n * 24n * 3600n }
+}
+
 async function newKeyPackage(cs, identity, keyPair) {
   const credential = { credentialType: "basic", identity }
   const keys = keyPair ?? (await signatureKeyPair(cs))
-  const kp = await mls.generateKeyPackageWithKey(credential, mls.defaultCapabilities(), mls.defaultLifetime, [], keys, cs)
+  const kp = await mls.generateKeyPackageWithKey(credential, mls.defaultCapabilities(), lifetime(), [], keys, cs)
   return { ...kp, keys, cs }
 }
 

@@ -165,8 +165,9 @@ class Group(Receiver):
             raise ValidationError("ExternalInit is only sent inside external commits (§12.1.6)")
         if isinstance(proposal, Add):
             # Refuse a bad KeyPackage now rather than have every commit drop it (§12.2).
+            cfg = self.config
             check_key_package(st.cs, proposal.key_package,
-                              self.config.clock() if self.config.clock is not None else None)
+                              cfg.clock() if cfg.clock is not None else None, cfg.max_lifetime)
         ac = self._frame(st, ContentType.PROPOSAL, proposal, authenticated_data,
                          self._handshake_wire())
         tree = st.secret_tree.copy()

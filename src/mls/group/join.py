@@ -34,6 +34,7 @@ from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
+from ..signature_key import check_signature_key
 from ..transcript import check_confirmation_tag, interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path, private_from_path_secret
 from ..welcome import GroupSecrets, Welcome, open_group_secrets
@@ -78,6 +79,8 @@ def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:
         raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
+    # The signer's key encoding first, so a bad key is reported as such (§5.1.1).
+    check_signature_key(cs, signer_leaf.signature_key)
     check_group_info_signature(cs, gi, signer_leaf.signature_key)
     ctx = gi.group_context
     check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
