@@ -267,11 +267,7 @@ class CoreCrypto:
         """The signed GroupInfo (with ``external_pub`` and ``ratchet_tree``) of the
         epoch our pending commit creates: the delivery service stores it with the
         commit, for external joins (§12.4.3.2)."""
-        g = self._group(group_id)
-        pc = g.state.pending_commit
-        if pc is None:
-            raise CoreCryptoError("no pending commit")
-        return Group(pc.next_state, g.config).group_info()
+        return self._group(group_id).pending_group_info()
 
     def leave_group(self, group_id: bytes) -> bytes:
         """A proposal to remove ourselves, for another member to commit."""

@@ -63,6 +63,7 @@ from .chat import (
     user_of,
 )
 from .transport import Store
+from .vault.interfaces import TamperedRecordError
 
 LAYOUT = 2
 PAGE_SIZE = 50
@@ -156,9 +157,19 @@ class History:
 
     async def read_lines(self, gid: bytes, start: int, end: int
                          ) -> list[tuple[ChatMessage, bytes | None]]:
-        """Lines ``start .. end-1`` (missing ones are skipped)."""
-        found = await asyncio.gather(*(self.read_line(gid, i)
-                                       for i in range(max(0, start), end)))
+        """Lines ``start .. end-1`` (missing ones are skipped; one that fails its
+        integrity check is replaced by a system line saying so, rather than making
+        the whole conversation unreadable)."""
+
+        async def one(i: int) -> tuple[ChatMessage, bytes | None] | None:
+            try:
+                return await self.read_line(gid, i)
+            except (TamperedRecordError, HistoryError):
+                return ChatMessage(f"damaged-{i}", "", "A stored line failed its integrity "
+                                   "check and is not shown.", 0.0, kind="system",
+                                   index=i), None
+
+        found = await asyncio.gather(*(one(i) for i in range(max(0, start), end)))
         return [f for f in found if f is not None]
 
     async def probe(self, gid: bytes, count: int) -> list[tuple[ChatMessage, bytes | None]]:

@@ -440,8 +440,8 @@ class Messenger:
         msg.index = conv.count
         conv.count += 1
         conv.messages.append(msg)
+        # The header is not rewritten for this: lines beyond its count are found on load.
         await self.history.write_line(conv.group_id, msg, ciphertext)
-        self._dirty.add(conv.group_id)
         self._emit("message", conversation=conv.id, message=msg.to_json())
         return True
 
