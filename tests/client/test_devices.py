@@ -165,8 +165,7 @@ async def test_concurrent_commits_from_two_devices_of_one_user_converge(
     await eventually(lambda: len({m.core_.epoch(gid) for m in everyone}) == 1,
                      what="one epoch")
     assert len({m.core_.epoch_authenticator(gid) for m in everyone}) == 1
-    assert [user for user in (i.rpartition("/")[0] for i in alice.members(gid))
-            ].count(carol.user_id) == 1
+    assert alice.member_users(gid)[carol.user_id] == [carol.device_id]
     await bob2.send_text(gid, "converged")
     for m in (alice, bob, carol):
         await eventually(lambda m=m: texts(m, gid)[-1:] == ["converged"])
