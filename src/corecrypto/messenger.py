@@ -576,17 +576,24 @@ class Messenger:
             return
         who = user_of(r.sender or "") or "someone"
         lines = []
+        removed = list(r.removed)
         if r.external and r.sender:
-            joined = r.sender
-            u = user_of(joined)
+            u, dev = user_of(r.sender), device_of(r.sender)
+            # A resync: the joiner removed a leaf of its own user (a wiped device).
+            replaced = [device_of(i) for i in removed if user_of(i) == u]
+            removed = [i for i in removed if user_of(i) != u]
             if u == self.user_id:
-                lines.append(f"Your new device {device_of(joined)} joined.")
-            elif devices_of(before, u) - set(map(device_of, r.removed)):
-                lines.append(f"{u} joined from a new device ({device_of(joined)}).")
+                lines.append(f"Your new device {dev} joined"
+                             + (f", replacing {', '.join(replaced)}." if replaced else "."))
+            elif replaced:
+                lines.append(f"{u} is back on a new device ({dev}); their old device "
+                             f"{', '.join(replaced)} was removed.")
+            elif devices_of(before, u):
+                lines.append(f"{u} joined from a new device ({dev}).")
             else:
                 lines.append(f"{u} joined.")
         lines += _describe_adds(who, before, r.added, self.user_id)
-        lines += _describe_removals(who, before, r.removed, self._retired.get(gid, set()),
+        lines += _describe_removals(who, before, removed, self._retired.get(gid, set()),
                                     self.user_id)
         if not lines and r.updated and not r.own:
             lines.append(f"{who} updated their keys.")
@@ -661,9 +668,10 @@ class Messenger:
         conv = self._conv(gid)
         conv.active = True
         self.cursors[gid] = 0
-        members = core.members(gid)
-        conv.joined_late = any(user_of(m) == self.user_id and m != self.identity
-                               for m in members)
+        # Another device of our user was there before (not a group made just now
+        # with all of them): this device missed what came before.
+        conv.joined_late = core.epoch(gid) > 1 and any(
+            user_of(m) == self.user_id and m != self.identity for m in core.members(gid))
         adder = user_of(ev.get("sender") or "")
         await self._system(conv, f"You joined (added by {adder})." if adder != self.user_id
                            else "Your other device added this device.")
