@@ -438,10 +438,11 @@ class Messenger:
         if msg.seq is not None and msg.seq <= conv.replay_until:
             return False  # stored before a crash; the stream is being replayed
         msg.index = conv.count
+        # Written first: a failed write leaves no gap in the numbering. The header is
+        # not rewritten for this: lines beyond its count are found on load.
+        await self.history.write_line(conv.group_id, msg, ciphertext)
         conv.count += 1
         conv.messages.append(msg)
-        # The header is not rewritten for this: lines beyond its count are found on load.
-        await self.history.write_line(conv.group_id, msg, ciphertext)
         self._emit("message", conversation=conv.id, message=msg.to_json())
         return True
 
