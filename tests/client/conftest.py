@@ -55,6 +55,16 @@ def system_lines(m: Messenger, gid: bytes) -> list[str]:
     return [x.text for x in m.conversations[gid].messages if x.kind == "system"]
 
 
+async def conversation(owner: Messenger, name: str, *others: Messenger) -> bytes:
+    """A new conversation of ``owner`` with ``others``, once they all have it."""
+    conv = await owner.create_conversation(name, [o.user_id for o in others])
+    gid = conv.group_id
+    for o in others:
+        await eventually(lambda o=o: gid in o.conversations and o.conversations[gid].name == name,
+                         what=f"{o.identity} in {name}")
+    return gid
+
+
 class People:
     """Makes signed-in users (``await people("alice")``) and more devices of them
     (``await people.device(alice)``); stops them all at the end."""

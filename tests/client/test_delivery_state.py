@@ -15,7 +15,7 @@ from corecrypto.chat import FAILED, SENDING, SENT, b64
 from corecrypto.messenger import Messenger, MessengerError
 from corecrypto.transport import Response, Transport, TransportError, WebSocketConnection
 
-from .conftest import People, eventually, system_lines, texts
+from .conftest import People, conversation, eventually, system_lines, texts
 
 pytestmark = pytest.mark.asyncio
 
@@ -47,10 +47,7 @@ async def pair(people: People, name: str) -> tuple[Messenger, Messenger, bytes, 
     net = FlakyNetwork(people.transport())
     alice = await people.device(await people("alice", start=False), transport=net)
     bob = await people("bob")
-    conv = await alice.create_conversation(name, [bob.user_id])
-    gid = conv.group_id
-    await eventually(lambda: gid in bob.conversations and bob.conversations[gid].name == name)
-    return alice, bob, gid, net
+    return alice, bob, await conversation(alice, name, bob), net
 
 
 def states(m: Messenger, gid: bytes) -> list[str]:

@@ -13,18 +13,9 @@ import pytest
 from corecrypto.chat import SENT
 from corecrypto.messenger import NO_HISTORY, Messenger
 
-from .conftest import People, eventually, system_lines, texts
+from .conftest import People, conversation, eventually, system_lines, texts
 
 pytestmark = pytest.mark.asyncio
-
-
-async def conversation(owner: Messenger, name: str, *others: Messenger) -> bytes:
-    conv = await owner.create_conversation(name, [o.user_id for o in others])
-    gid = conv.group_id
-    for o in others:
-        await eventually(lambda o=o: gid in o.conversations and o.conversations[gid].name == name,
-                         what=f"{o.identity} in {name}")
-    return gid
 
 
 async def key_package_count(m: Messenger) -> int:

@@ -22,7 +22,7 @@ from corecrypto.vault import TamperedRecordError, Vault
 from corecrypto.vault.local import CryptographyCipher, MemoryStorage
 from tests.vault.test_vault import KdfSpy
 
-from .conftest import People, eventually, system_lines, texts
+from .conftest import People, conversation, eventually, system_lines, texts
 
 pytestmark = pytest.mark.asyncio
 
@@ -61,9 +61,7 @@ async def measure(sender: Messenger, receiver: Messenger, gid: bytes,
 async def test_vault_writes_per_message_do_not_grow_with_history(people: People) -> None:
     alice = await people("alice", store=MeteredStore(MemoryStore()))
     bob = await people("bob", store=MeteredStore(MemoryStore()))
-    conv = await alice.create_conversation("Long", [bob.user_id])
-    gid = conv.group_id
-    await eventually(lambda: gid in bob.conversations and bob.conversations[gid].name == "Long")
+    gid = await conversation(alice, "Long", bob)
     await alice.send_text(gid, "warm-up")
     await eventually(lambda: texts(bob, gid) == ["warm-up"])
     short = await measure(alice, bob, gid, 20)
@@ -83,9 +81,7 @@ async def test_vault_writes_per_message_do_not_grow_with_history(people: People)
 
 async def test_history_is_read_in_pages(people: People) -> None:
     alice, bob = await people("alice"), await people("bob")
-    conv = await alice.create_conversation("Pages", [bob.user_id])
-    gid = conv.group_id
-    await eventually(lambda: gid in bob.conversations)
+    gid = await conversation(alice, "Pages", bob)
     for i in range(120):
         await bob.send_text(gid, f"line {i}")
     await eventually(lambda: len(texts(alice, gid)) == 120)
@@ -115,9 +111,7 @@ async def test_no_sender_generation_reused_after_a_crash(people: People) -> None
     """A device that crashed after sending resumes after every generation it may
     have used: its next message decrypts (a reused generation is a replay)."""
     alice, bob = await people("alice"), await people("bob")
-    conv = await alice.create_conversation("Crash", [bob.user_id])
-    gid = conv.group_id
-    await eventually(lambda: gid in bob.conversations)
+    gid = await conversation(alice, "Crash", bob)
     for i in range(3):
         await alice.send_text(gid, f"before {i}")
     # The crash: the store as it is now, with no final save.
@@ -137,9 +131,7 @@ async def test_no_sender_generation_reused_after_a_crash(people: People) -> None
 
 async def test_a_crash_mid_batch_neither_loses_nor_doubles_lines(people: People) -> None:
     alice, bob = await people("alice"), await people("bob")
-    conv = await alice.create_conversation("Batch", [bob.user_id])
-    gid = conv.group_id
-    await eventually(lambda: gid in bob.conversations and bob.conversations[gid].name == "Batch")
+    gid = await conversation(alice, "Batch", bob)
     await bob.flush()
     before = snapshot(bob.store)
     for i in range(5):
