@@ -78,11 +78,11 @@ class People:
     def transport(self) -> Transport:
         return HttpTransport(self.base_url)
 
-    async def __call__(self, name: str, *, start: bool = True, store: Store | None = None
-                       ) -> Messenger:
+    async def __call__(self, name: str, *, start: bool = True, store: Store | None = None,
+                       transport: Transport | None = None) -> Messenger:
         user = f"{name}{self.suffix}"
         password = f"correct horse {name} battery"
-        m = Messenger(self.transport(), store or MemoryStore())
+        m = Messenger(transport or self.transport(), store or MemoryStore())
         await m.register(user, password)
         self.passwords[user] = password
         await m.login_new_device(user, password)

@@ -7,13 +7,20 @@ naming its sender."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from corecrypto.chat import FAILED, SENDING, SENT, b64
 from corecrypto.messenger import Messenger, MessengerError
-from corecrypto.transport import Response, Transport, TransportError, WebSocketConnection
+from corecrypto.transport import (
+    MemoryStore,
+    Response,
+    Transport,
+    TransportError,
+    WebSocketConnection,
+)
 
 from .conftest import People, conversation, eventually, system_lines, texts
 
@@ -27,11 +34,15 @@ class FlakyNetwork:
     def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.lose: str | None = None
+        self.before_post: Callable[[], None] | None = None  # e.g. a crash snapshot
 
     async def request(self, method: str, path: str, *, json: Any = None,
                       token: str | None = None) -> Response:
         lose, self.lose = (self.lose, None) if path == "/api/mls/messages/group" else (None,
                                                                                       self.lose)
+        if path == "/api/mls/messages/group" and self.before_post is not None:
+            hook, self.before_post = self.before_post, None
+            hook()
         if lose == "request":
             raise TransportError("network down")
         r = await self.inner.request(method, path, json=json, token=token)
@@ -45,7 +56,7 @@ class FlakyNetwork:
 
 async def pair(people: People, name: str) -> tuple[Messenger, Messenger, bytes, FlakyNetwork]:
     net = FlakyNetwork(people.transport())
-    alice = await people.device(await people("alice", start=False), transport=net)
+    alice = await people("alice", transport=net)
     bob = await people("bob")
     return alice, bob, await conversation(alice, name, bob), net
 
@@ -140,3 +151,42 @@ async def test_an_undecryptable_message_is_a_system_line_naming_the_sender(
     assert "Error" not in line
     assert texts(bob, gid) == ["first tab"]
 
+
+
+async def test_a_commit_whose_answer_was_lost_is_merged_from_the_stream(
+        people: People) -> None:
+    alice, bob, gid, net = await pair(people, "Lost commit")
+    net.lose = "response"
+    with pytest.raises(TransportError):
+        await alice.self_update(gid)
+    assert not alice.core_.has_pending_commit(gid)  # the stream said it was accepted
+    await eventually(lambda: bob.core_.epoch(gid) == alice.core_.epoch(gid))
+    assert bob.core_.epoch_authenticator(gid) == alice.core_.epoch_authenticator(gid)
+    await alice.send_text(gid, "same epoch")
+    await eventually(lambda: texts(bob, gid) == ["same epoch"])
+
+
+async def test_a_crash_while_a_commit_is_in_flight_recovers_from_the_stream(
+        people: People) -> None:
+    """The pending commit is saved before it leaves: after a crash, its echo
+    finds it and merges it (else the device could never follow its own commit)."""
+    alice, bob, gid, net = await pair(people, "Crash commit")
+    crashed = MemoryStore()
+
+    def crash() -> None:
+        assert isinstance(alice.store, MemoryStore)
+        crashed.records = dict(alice.store.records)
+
+    net.before_post = crash
+    await alice.self_update(gid)
+    await alice.stop()
+    again = await Messenger.load(alice.transport, crashed)
+    assert again is not None
+    people.made.append(again)
+    assert again.core_.has_pending_commit(gid)
+    await again.sync()
+    assert not again.core_.has_pending_commit(gid)
+    assert again.core_.epoch_authenticator(gid) == alice.core_.epoch_authenticator(gid)
+    again.start()
+    await again.send_text(gid, "after the crash")
+    await eventually(lambda: texts(bob, gid) == ["after the crash"])
