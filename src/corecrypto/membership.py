@@ -23,6 +23,7 @@ class AddOutcome:
     added: list[str] = field(default_factory=list)  # device ids
     present: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    invited: bool = False  # none could be added now: their devices may join by themselves
     error: str = ""
 
     def describe(self, *, me: str) -> str:
@@ -46,6 +47,9 @@ class AddOutcome:
             plural = "s" if len(self.unavailable) > 1 else ""
             parts.append(f"{owner} device{plural} {', '.join(self.unavailable)} could not be "
                          "added (no KeyPackage available; it can join by itself when online).")
+        if self.invited and not self.added:
+            parts.append(f"{self.user} has no device that can be added right now; they are "
+                         "invited and join when one of their devices comes online.")
         if not parts:
             if you:
                 return ""
@@ -73,7 +77,8 @@ class AddReport:
     @property
     def failed(self) -> bool:
         """Nothing was added and something could not be."""
-        return not self.added and any(o.error or o.unavailable for o in self.outcomes)
+        return not self.added and any(o.error or (o.unavailable and not o.invited)
+                                      for o in self.outcomes)
 
     @property
     def summary(self) -> str:

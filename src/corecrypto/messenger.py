@@ -962,8 +962,13 @@ class Messenger:
                 kps = await self._claim(user, missing)
                 claimed.update({f"{user}/{d}": kp for d, kp in kps.items()})
                 outcome.unavailable = sorted(set(missing) - set(kps))
-            if user != self.user_id:
-                await self.observe_user(user)
+            if user == self.user_id:
+                continue
+            await self.observe_user(user)
+            if not outcome.present and not any(user_of(i) == user for i in claimed):
+                outcome.invited = await self._invite(gid, user)
+                if not outcome.invited and not directory:
+                    outcome.error = "they have no active device"
         added: list[str] = []
 
         def todo() -> dict[str, bytes]:
@@ -998,6 +1003,13 @@ class Messenger:
         if report.failed:
             raise MessengerError(report.summary, 404, "not_added")
         return report
+
+    async def _invite(self, gid: bytes, user: str) -> bool:
+        """Let ``user``'s devices join by external commit when they come online
+        (docs/devices-api.md, invitations). False if the server has no invitations."""
+        r = await self._call("POST", f"/api/mls/groups/{gid_str(gid)}/invitations",
+                             {"user_id": user}, ok=(201, 404, 405))
+        return r.status == 201
 
     async def remove_member(self, gid: bytes, username: str) -> None:
         """Remove a user: every device of theirs."""
