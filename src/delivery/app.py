@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from delivery import auth, groups, keypackages, ws
+from delivery import auth, groups, joins, keypackages, ws
 from delivery.config import Settings
 from delivery.db import Database, translate_db_error
 from delivery.errors import APIError, NotFound, PayloadTooLarge, ServiceUnavailable
@@ -261,7 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await Database.open(settings)
-        hub = Hub(db)
+        hub = Hub(db, buffer_bytes=settings.ws_process_buffer_bytes)
         try:
             await hub.start()
             app.state.services = Services(
@@ -296,6 +296,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(keypackages.router)
+    # Before groups: /groups/joinable must not be taken for a group id.
+    app.include_router(joins.router)
     app.include_router(groups.router)
     app.include_router(ws.router)
 
