@@ -847,6 +847,10 @@ class Messenger:
         core = self.core_
         async with self._lock:
             await self._sync_group(gid)
+            if core.has_group(gid) and core.has_pending_commit(gid):
+                # Left by an interruption: had the server accepted it, the stream just
+                # read to its head would have merged it.
+                core.clear_pending_commit(gid)
             for _ in range(MAX_RETRIES):
                 if not core.has_group(gid) or not still_needed():
                     return False
