@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from delivery import auth, groups, joins, keypackages, ws
+from delivery import accounts, auth, groups, joins, keypackages, ws
 from delivery.config import Settings
 from delivery.db import Database, translate_db_error
 from delivery.errors import APIError, NotFound, PayloadTooLarge, ServiceUnavailable
@@ -32,6 +32,7 @@ from delivery.posting import Sequencer
 from delivery.ratelimit import DatabaseRateLimiter, MemoryRateLimiter
 from delivery.security import PasswordHasher
 from delivery.services import Services, services_of
+from delivery.throttle import LoginThrottle
 
 log = logging.getLogger("delivery")
 
@@ -276,6 +277,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 shared_limits=DatabaseRateLimiter(db),
                 hub=hub,
                 sequencer=Sequencer(db, hub, settings.app_message_epoch_window),
+                login_throttle=LoginThrottle(db),
             )
             yield
         finally:
@@ -295,6 +297,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(auth.router)
+    app.include_router(accounts.router)
     app.include_router(keypackages.router)
     # Before groups: /groups/joinable must not be taken for a group id.
     app.include_router(joins.router)

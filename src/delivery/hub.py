@@ -76,41 +76,34 @@ _JOINABLE = """
                    AND m.device_id = ANY($2::bigint[])) AS members
     FROM mls_groups g WHERE g.id = $1
 """
-# The groups where a retired device still holds a leaf ...
-_RETIRED_LEAVES = """
-    SELECT m.group_id AS group_pk, g.group_id, u.username, d.device_id
+# For each given (local) device: the groups where it and a retired device both hold a
+# leaf, and that retired device ...
+_RETIRED_NOTICES = """
+    SELECT r.device_id AS recipient, g.group_id, u.username, d.device_id
     FROM mls_group_members m
-    JOIN mls_groups g ON g.id = m.group_id
-    JOIN devices d ON d.id = m.device_id
-    JOIN users u ON u.id = d.user_id
-    WHERE m.device_id = $1 AND m.removed_seq IS NULL
-"""
-# ... and every retired device's leaves in the groups of one device.
-_RETIRED_IN_GROUPS_OF = """
-    SELECT m.group_id AS group_pk, g.group_id, u.username, d.device_id
-    FROM mls_group_members m
+    JOIN mls_group_members r ON r.group_id = m.group_id AND r.removed_seq IS NULL
+                            AND r.device_id = ANY($2::bigint[])
     JOIN mls_groups g ON g.id = m.group_id
     JOIN devices d ON d.id = m.device_id AND d.retired_at IS NOT NULL
     JOIN users u ON u.id = d.user_id
-    WHERE m.removed_seq IS NULL AND m.group_id IN (
-        SELECT group_id FROM mls_group_members WHERE device_id = $1 AND removed_seq IS NULL)
-    ORDER BY u.username, d.device_id, m.group_id
+    WHERE m.removed_seq IS NULL AND (m.device_id = $1 OR $1 = 0)
+    ORDER BY r.device_id, u.username, d.device_id, m.group_id
 """
 
 
-def _retired_events(rows: list[Any], stream: ClientStream) -> list[str]:
-    """``device-retired`` events for one stream: per retired device, the groups of
-    ``rows`` the stream's device is a member of (it learns of no other group)."""
-    by_device: dict[tuple[str, str], list[str]] = {}
+def _retired_events(rows: list[Any]) -> dict[int, list[str]]:
+    """``device-retired`` events by recipient device: per retired device, the groups
+    the recipient shares with it (it learns of no other group)."""
+    grouped: dict[tuple[int, str, str], list[str]] = {}
     for r in rows:
-        if stream.is_member(r["group_pk"]):
-            by_device.setdefault((r["username"], r["device_id"]), []).append(
-                encode_group_id(r["group_id"]))
-    return [
-        _dumps({"type": "device-retired", "user_id": user_id, "device_id": device_id,
-                "group_ids": group_ids})
-        for (user_id, device_id), group_ids in by_device.items()
-    ]
+        grouped.setdefault((r["recipient"], r["username"], r["device_id"]), []).append(
+            encode_group_id(r["group_id"]))
+    out: dict[int, list[str]] = {}
+    for (recipient, user_id, device_id), group_ids in grouped.items():
+        out.setdefault(recipient, []).append(_dumps({
+            "type": "device-retired", "user_id": user_id, "device_id": device_id,
+            "group_ids": group_ids}))
+    return out
 
 
 class ClientStream:
@@ -213,10 +206,6 @@ class ClientStream:
         self.windows.setdefault(group_pk, [])
         self.hub.subscribe(self, group_pk)
         self.start_catch_up(group_pk, fresh=True)
-
-    def is_member(self, group_pk: int) -> bool:
-        """Whether the device holds a leaf of the group, as far as the stream knows."""
-        return any(w.removed_seq is None for w in self.windows.get(group_pk, ()))
 
     def start_catch_up(self, group_pk: int, *, fresh: bool = False) -> None:
         """Read the group's missing messages from the database (once at a time)."""
@@ -517,30 +506,28 @@ class Hub:
                 stream.push(frame)
 
     async def _announce_retired(self, device_pk: int) -> None:
-        """Tell local member devices of the retired device's groups (live)."""
-        streams = [s for subs in self._devices.values() for s in subs]
-        if not streams:
-            return
-
-        async def read(conn: Any) -> list[Any]:
-            return list(await conn.fetch(_RETIRED_LEAVES, device_pk))
-
-        rows = await self.db.raw_read(read)
-        for stream in streams:
-            for event in _retired_events(rows, stream):
-                stream.push(event)
+        """Tell the local member devices of the retired device's groups (live)."""
+        await self._announce_retired_to(list(self._devices), device_pk)
 
     async def announce_retired_to(self, stream: ClientStream) -> None:
         """Tell one (new) stream of every retired device still in its groups."""
-        device_pk = stream.device.device_pk
+        await self._announce_retired_to([stream.device.device_pk], 0, stream)
+
+    async def _announce_retired_to(
+        self, recipients: list[int], retired: int, only: ClientStream | None = None
+    ) -> None:
+        if not recipients:
+            return
 
         async def read(conn: Any) -> list[Any]:
-            return list(await conn.fetch(_RETIRED_IN_GROUPS_OF, device_pk))
+            return list(await conn.fetch(_RETIRED_NOTICES, retired, recipients))
 
-        for event in _retired_events(await self.db.raw_read(read), stream):
-            stream.push(event)
-
-    # -- waking streams ---------------------------------------------------------
+        events = _retired_events(await self.db.raw_read(read))
+        for device_pk, frames in events.items():
+            streams = [only] if only is not None else list(self._devices.get(device_pk, ()))
+            for stream in streams:
+                for frame in frames:
+                    stream.push(frame)
 
     def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: object) -> None:
         if pid == self._notifier_pid:

@@ -288,7 +288,8 @@ async def claim_key_packages(
         targets = (
             await conn.execute(
                 select(devices.c.id, devices.c.device_id)
-                .where(and_(devices.c.user_id == user_pk, devices.c.id != device.device_pk))
+                .where(and_(devices.c.user_id == user_pk, devices.c.id != device.device_pk,
+                            devices.c.retired_at.is_(None)))
                 .order_by(devices.c.id)
             )
         ).all()

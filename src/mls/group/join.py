@@ -43,7 +43,7 @@ from .config import GroupConfig
 from .epoch import ProposalEntry, apply_proposals, epoch_keys, next_epoch, provisional_context
 from .group import Group
 from .identity import KeyPackageBundle, Signer, make_leaf_node
-from .state import GroupState
+from .state import GroupState, Status
 from .validation import check_leaf_node, check_proposal_list, check_tree_on_join
 
 
@@ -219,6 +219,8 @@ def join_external(
                      init_secret, config)
     ac = replace(ac, auth=FramedContentAuthData(ac.auth.signature, nxt.confirmation_tag))
     message = MLSMessage.wrap(PublicMessage.protect(cs, ac, None, ctx)).serialize()
+    # A resync removes our old leaf, and we take the leftmost blank one, often the same
+    # index: that removal is not ours, so the new member is active whatever the index.
     state = replace(nxt.state, past_epochs=(), resumption_psks=(),
-                    last_own_commit=cs.hash(message))
+                    last_own_commit=cs.hash(message), status=Status.ACTIVE)
     return ExternalJoin(Group(state, config), message)
