@@ -1199,7 +1199,7 @@ class Messenger:
                 raise MessengerError("the server sent the GroupInfo of another group")
             _, commit, new_info = core.join_by_external_commit(info, remove=remove)
             conv = self._conv(gid)
-            conv.joined_late = any(user_of(m) == self.user_id for m in members)
+            conv.joined_late = True  # an existing conversation: its past is not ours
             await self.history.write_chat(gid, ChatRecord(
                 conv.name, conv.unread, conv.active, conv.count, 0,
                 joining=True, joined_late=conv.joined_late,
@@ -1225,10 +1225,7 @@ class Messenger:
         self._staged.discard(gid)
         conv.active = True
         self.cursors[gid] = seq
-        if conv.joined_late:
-            await self._system(conv, NO_HISTORY, seq)
-        else:
-            await self._system(conv, "You joined.", seq)
+        await self._system(conv, NO_HISTORY, seq)
         if removed:
             await self._system(conv, f"Your retired device {device_of(removed)} was removed.",
                                seq)
