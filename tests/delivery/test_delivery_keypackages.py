@@ -83,6 +83,25 @@ async def test_claim_returns_one_per_device_except_the_callers(
         await alice2.close()
 
 
+async def test_claim_for_named_devices_only(base_url: str, make_device: MakeDevice) -> None:
+    """Adding a user partly in a group: only the missing devices' KeyPackages go."""
+    alice = await make_device()
+    alice2 = await add_device(base_url, alice.user_id)
+    bob = await make_device()
+    try:
+        await alice.upload_key_packages(1)
+        await alice2.upload_key_packages(1)
+        r = await bob.get(f"/api/mls/key-packages/{alice.user_id}?device_id={alice2.device_id}"
+                          "&device_id=nosuchdevice")
+        assert r.status_code == 200, r.text
+        assert [k["device_id"] for k in r.json()["key_packages"]] == [alice2.device_id]
+        assert r.json()["devices_without_key_packages"] == ["nosuchdevice"]
+        assert (await alice.get("/api/mls/key-packages/count")).json()["count"] == 1
+        assert (await alice2.get("/api/mls/key-packages/count")).json()["count"] == 0
+    finally:
+        await alice2.close()
+
+
 async def test_key_package_must_be_the_callers_device(base_url: str, make_device: MakeDevice
                                                      ) -> None:
     alice, bob = await make_device(), await make_device()
