@@ -719,14 +719,15 @@ class Messenger:
             await self._flush()
 
     async def _after_connect(self) -> None:
-        """Work that needs the server after (re)connecting: joins, retired leaves,
-        interrupted sends. Failures are logged; the next connection tries again."""
+        """Work that needs the server after (re)connecting: joins, interrupted sends. Failures are logged; the next connection tries again."""
         if self.retired or self._connecting:
             return
         self._connecting = True
         try:
+            # Retired leaves need no step here: the server announces them on every
+            # connection (push ``device-retired``).
             for step in (self._resolve_staged_joins, self.join_my_conversations,
-                         self._check_all_retired, self._redeliver_interrupted):
+                         self._redeliver_interrupted):
                 try:
                     await step()
                 except (MessengerError, TransportError, MLSError) as e:
@@ -1286,18 +1287,6 @@ class Messenger:
             gid = gid_bytes(str(g))
             self._retired.setdefault(gid, set()).add(identity)
             self._spawn(self._remove_retired(gid))
-
-    async def _check_all_retired(self) -> None:
-        for gid in list(self.cursors):
-            if not self.core_.has_group(gid):
-                continue
-            r = await self._call("GET", f"/api/mls/groups/{gid_str(gid)}", ok=(200, 403, 404))
-            if r.status != 200:
-                continue
-            gone = {m["identity"] for m in r.body.get("members", []) if m.get("retired")}
-            if gone:
-                self._retired.setdefault(gid, set()).update(gone)
-                await self._remove_retired(gid)
 
     async def _remove_retired(self, gid: bytes) -> None:
         """Remove the leaves of retired devices now if we are the member expected to
