@@ -719,7 +719,8 @@ class Messenger:
             await self._flush()
 
     async def _after_connect(self) -> None:
-        """Work that needs the server after (re)connecting: joins, interrupted sends. Failures are logged; the next connection tries again."""
+        """Work that needs the server after (re)connecting: joins, interrupted sends.
+        Failures are logged; the next connection tries again."""
         if self.retired or self._connecting:
             return
         self._connecting = True
