@@ -512,12 +512,18 @@ class Messenger:
             r = None
         except MLSError as e:
             sender = str(ev.get("sender") or "")
-            log.warning("undecryptable seq %d of %s from %s: %s", seq, conv.id, sender, e)
-            who = user_of(sender) or "an unknown sender"
-            if sender and user_of(sender) == self.user_id:
-                who = f"your device {device_of(sender)}"
-            await self._system(conv, f"A message from {who} could not be decrypted.", seq)
             r = None
+            if sender == self.identity:
+                # Posted by this device (the server says so) after the state it was
+                # restored from: ours, though the state cannot tell any more.
+                log.info("own message at seq %d of %s not recognised: %s", seq, conv.id, e)
+                await self._on_echo(conv, data, seq)
+            else:
+                log.warning("undecryptable seq %d of %s from %s: %s", seq, conv.id, sender, e)
+                who = user_of(sender) or "an unknown sender"
+                if sender and user_of(sender) == self.user_id:
+                    who = f"your device {device_of(sender)}"
+                await self._system(conv, f"A message from {who} could not be decrypted.", seq)
         self.cursors[gid] = seq
         if isinstance(r, OwnMessageEcho):
             await self._on_echo(conv, data, seq)
