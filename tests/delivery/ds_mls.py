@@ -11,7 +11,7 @@ from typing import Any
 
 from corecrypto import ApplicationReceived, CommitReceived, CoreCrypto
 from mls.errors import MLSError
-from mls.group import join_external
+from mls.group import GroupConfig, join_external
 from mls.inspect import summarize_message
 
 
@@ -52,6 +52,8 @@ def external_join(
     ``remove_prior``, for a resync); returns the commit, the GroupInfo of the epoch it
     creates (to post with it) and the group state to import (with
     ``client.import_group_state``) once it is accepted."""
+    # A test client builds any resync (the delivery service and the members judge it).
     joining = join_external(client.provider, group_info, client.signer,
-                            remove_prior=remove_prior)
+                            remove_prior=remove_prior,
+                            config=GroupConfig(same_client=lambda old, new: True))
     return joining.commit, joining.group.group_info(), joining.group.export_state()
