@@ -168,6 +168,26 @@ async def test_adding_a_user_adds_the_missing_devices_and_only_those(people: Peo
     assert await key_package_count(bob2) == kps_bob2 - 1
 
 
+async def test_a_user_without_key_packages_is_invited_and_joins_by_themselves(
+        people: People) -> None:
+    """None of carol's devices can be added now (no KeyPackage): she is invited, and
+    her device joins by external commit as soon as the server tells it (push)."""
+    alice, carol = await people("alice"), await people("carol")
+    r = await carol.transport.request("DELETE", "/api/mls/key-packages", token=carol.token)
+    assert r.status in (200, 204)
+    gid = await conversation(alice, "Invite")
+    report = await alice.add_members(gid, [carol.user_id])
+    (outcome,) = report.outcomes
+    assert report.added == [] and outcome.invited and outcome.unavailable == [carol.device_id]
+    assert "invited" in report.summary and system_lines(alice, gid)[-1] == report.summary
+    await eventually(lambda: joined(carol, gid), what="carol joined by herself")
+    await eventually(lambda: carol.identity in alice.members(gid))
+    assert NO_HISTORY in system_lines(carol, gid)
+    await eventually(lambda: carol.conversations[gid].name == "Invite")
+    await alice.send_text(gid, "hi carol")
+    await eventually(lambda: texts(carol, gid) == ["hi carol"])
+
+
 async def test_a_new_conversation_includes_every_device(people: People) -> None:
     alice, bob = await people("alice"), await people("bob")
     alice2, bob2 = await people.device(alice), await people.device(bob)
