@@ -529,20 +529,22 @@ async def _accept_one(
     if leaf is None:
         await _refuse_outsider(conn, group, device, joining)
     authorize(summary, leaf, group, window)
-    if summary.content_type == "application":
-        plan, joiners, new_epoch, current = None, {}, group.epoch, None
-    else:
+    plan: CommitPlan | None = None
+    joiners: dict[bytes, _Device] = {}
+    new_epoch, current = group.epoch, None
+    if summary.content_type != "application":
         current = await _stored_group_info(conn, group, cache)
         if summary.sender_type == "member" and current is not None:
             verify_member_signature(current, sub.data)
+    if summary.content_type == "proposal":
+        # An Add is checked when proposed, and again when a commit includes it.
         joiners = await _check_adds(
             conn, [p for p in summary.proposals if p.proposal_type == "add"], group.cipher_suite
         )
         if summary.sender_type == "new_member_proposal" and device.identity not in joiners:
             raise BadRequest("a new-member proposal must add the posting device itself",
                              code="invalid_mls")
-        plan, new_epoch = None, group.epoch
-    if summary.content_type == "commit":
+    elif summary.content_type == "commit":
         if summary.sender_type == "new_member_commit":
             # Authorized above; an invitation that was the reason is consumed below.
             if current is None:
@@ -625,10 +627,14 @@ async def _accept_one(
             deliveries = await deliver_welcome(
                 conn, group.pk, sub.welcome_data, recipients, device.device_pk
             )
-        seated = sorted({joiners[j.identity].user_pk for j in plan.added}
-                        | ({device.user_pk} if plan.external_joiner_leaf is not None else set()))
-        for user_pk in seated:
-            await conn.execute(_CONSUME_INVITATIONS, group.pk, user_pk, device.device_pk)
+        # Users who gained a device here: their invitations are spent, their other
+        # devices may now join.
+        gained = {joiners[j.identity].user_pk: joiners[j.identity].pk for j in plan.added}
+        if plan.external_joiner_leaf is not None:
+            gained[device.user_pk] = device.device_pk
+        seated = sorted(gained)
+        for user_pk, device_pk in gained.items():
+            await conn.execute(_CONSUME_INVITATIONS, group.pk, user_pk, device_pk)
         assert sub.group_info is not None and sub.group_info_data is not None
         await conn.execute(_SAVE_GROUP_INFO, group.pk, new_epoch, sub.group_info_data)
         cache.put(group.pk, sub.group_info_data, sub.group_info)
