@@ -9,7 +9,7 @@ Everything the page loads is served from its own origin, so the bundle holds all
   (``delivery`` is the server's and stays out);
 * ``vendor/``: the JS libraries as ES modules, loaded through an import map (no
   bundler): libsodium-wrappers-sumo and its ``libsodium-sumo``, @noble/ciphers,
-  @noble/curves and @noble/hashes;
+  @noble/curves, @noble/hashes and @noble/post-quantum;
 * the files under ``web/`` (the pages, ``web/js/``): in every ``.html`` file the
   comment ``<!-- importmap -->`` is replaced by the import map;
 * ``build.json``: what ``web/js/mls_runtime.mjs`` needs to know (the wheel's name and
@@ -64,9 +64,12 @@ PYSCRIPT = "@pyscript/core"
 #: The web chat's Python sources (web/app/), shipped as one zip the page unpacks.
 APP_DIR = "app"
 #: npm packages imported by subpath (``@noble/curves/nist.js``): all their modules.
-ESM_TREES = ("@noble/ciphers", "@noble/curves", "@noble/hashes")
+ESM_TREES = ("@noble/ciphers", "@noble/curves", "@noble/hashes", "@noble/post-quantum")
 #: Python packages of the browser wheel.
 WHEEL_PACKAGES = ("mls", "corecrypto")
+#: Subpackages left out of the browser wheel: mls.interop is a gRPC adapter for
+#: CPython (grpcio), nothing in the browser imports it.
+WHEEL_EXCLUDED = frozenset({"__pycache__", "interop"})
 WHEEL_NAME = "intellacc_e2ee_client"
 IMPORTMAP_MARKER = "<!-- importmap -->"
 _LOCK = ".build.lock"  # an empty file in the output directory, for flock
@@ -182,7 +185,7 @@ def build_wheel() -> tuple[str, bytes]:
         base = ROOT / "src" / pkg
         if not (base / "__init__.py").is_file():
             raise BuildError(f"src/{pkg} is not a Python package")
-        for path in _tree(base, (".py", "py.typed"), frozenset({"__pycache__"})):
+        for path in _tree(base, (".py", "py.typed"), WHEEL_EXCLUDED):
             files.append((f"{pkg}/{path.relative_to(base).as_posix()}", path.read_bytes()))
     metadata = (
         "Metadata-Version: 2.1\n"

@@ -13,5 +13,11 @@ echo "== mypy --strict"
 .venv/bin/mypy --strict src/mls src/corecrypto src/delivery
 echo "== browser bundle"
 $PY build.py
+echo "== interop peers"
+# The OpenMLS peer, with each crypto provider (libcrux: the hybrid post-quantum
+# suites): built once per machine into ~/.cache/intellacc-interop (the first build
+# takes several minutes; later runs only look it up).
+interop/openmls/build.sh rust-crypto >/dev/null
+interop/openmls/build.sh libcrux >/dev/null
 echo "== pytest"
 $PY -m pytest -n auto --dist loadfile -q "$@" tests

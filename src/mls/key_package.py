@@ -82,6 +82,8 @@ def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None,
     if kp.init_key == leaf.encryption_key:
         raise ValidationError("KeyPackage init_key equals the leaf encryption_key (§10.1)")
     check_signature_key(cs, leaf.signature_key)
+    cs.check_hpke_public_key(kp.init_key, "KeyPackage init_key")
+    cs.check_hpke_public_key(leaf.encryption_key, "KeyPackage encryption_key")
     if not kp.verify_signature(cs):
         raise SignatureError("KeyPackage signature is invalid (§10.1)")
     if not leaf.verify(cs):

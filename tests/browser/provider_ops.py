@@ -3,7 +3,8 @@
 Runtime-neutral on purpose: ``test_pyodide_provider.py`` runs the same operations
 through the CPython provider in-process and, by sending this file's source to
 Pyodide, through the Pyodide provider, then compares outcomes. An operation is
-``[method, alg, *hex_args]``; its outcome is ``["bytes", hex]``, ``["bool", b]`` or
+``[method, alg, *hex_args]``; its outcome is ``["bytes", hex]``, ``["bool", b]``,
+``["pair", hex, hex]`` (ML-KEM encapsulation: shared secret and ciphertext) or
 ``["raises", exception class name]``.
 """
 
@@ -19,6 +20,8 @@ _ALG_TYPE = {
     "aead_open": AeadAlg,
     "kem_public_key": KemAlg,
     "dh": KemAlg,
+    "kem_encap": KemAlg,
+    "kem_decap": KemAlg,
     "signature_public_key": SignatureScheme,
     "sign": SignatureScheme,
     "verify": SignatureScheme,
@@ -33,6 +36,8 @@ def outcome(provider: CryptoProvider, op: list[Any]) -> list[Any]:
         return ["raises", type(e).__name__]
     if isinstance(result, bool):
         return ["bool", result]
+    if isinstance(result, tuple):
+        return ["pair", *(part.hex() for part in result)]
     return ["bytes", result.hex()]
 
 

@@ -87,8 +87,50 @@ def aead_ops() -> list[list[Any]]:
     return ops
 
 
-def kem_ops() -> list[list[Any]]:
+_Q = 3329  # the ML-KEM modulus
+
+
+def _unreduced(ek: bytes) -> bytes:
+    """ML-KEM encapsulation key whose first coefficient is q: FIPS 203 §7.2 refuses it."""
+    b = bytearray(ek)
+    b[0], b[1] = _Q & 0xFF, (b[1] & 0xF0) | (_Q >> 8)
+    return bytes(b)
+
+
+#: ML-KEM seed of each encapsulation key in mlkem_ops (to check randomized encapsulations).
+MLKEM_SEEDS: dict[str, bytes] = {}
+
+
+def mlkem_ops() -> list[list[Any]]:
+    """ML-KEM: keys from seeds, decapsulation (valid, tampered: implicit rejection must
+    give the same secret on both), wrong sizes, and unreduced encapsulation keys."""
     ops: list[list[Any]] = []
+    for kem in (KemAlg.MLKEM768, KemAlg.MLKEM1024):
+        seed = hashlib.sha512(b"mlkem" + bytes([kem])).digest()
+        ek = CP.kem_public_key(kem, seed)
+        MLKEM_SEEDS[ek.hex()] = seed
+        _, ct = CP.kem_encap(kem, ek)
+        tampered = ct[:7] + bytes([ct[7] ^ 0x40]) + ct[8:]
+        ops += [
+            ["kem_public_key", kem, *_h(seed)],
+            ["kem_public_key", kem, *_h(seed[:-1])],
+            ["kem_public_key", kem, *_h(seed + b"\0")],
+            ["kem_decap", kem, *_h(seed, ct)],
+            ["kem_decap", kem, *_h(seed, tampered)],
+            ["kem_decap", kem, *_h(seed, bytes(len(ct)))],
+            ["kem_decap", kem, *_h(seed, ct[:-1])],
+            ["kem_decap", kem, *_h(seed, ct + b"\0")],
+            ["kem_decap", kem, *_h(seed[:32], ct)],
+            ["kem_encap", kem, *_h(ek)],
+            ["kem_encap", kem, *_h(_unreduced(ek))],
+            ["kem_encap", kem, *_h(ek[:-1])],
+            ["kem_encap", kem, *_h(b"")],
+        ]
+    return ops
+
+
+def kem_ops() -> list[list[Any]]:
+    ops: list[list[Any]] = mlkem_ops()
     for kem, low_order, size in (
         (KemAlg.DHKEM_X25519, X25519_LOW_ORDER, 32),
         (KemAlg.DHKEM_X448, X448_LOW_ORDER, 56),
@@ -206,7 +248,14 @@ def test_pyodide_provider_matches_cpython() -> None:
     mismatches = []
     for op, w, g in zip(ops, want, got, strict=True):
         method, alg, *args = op
-        if method == "sign" and alg in NIST_KEM and w[0] == "bytes":
+        if method == "kem_encap" and w[0] == "pair":
+            # Randomized: Pyodide's encapsulation must decapsulate under CPython.
+            seed = MLKEM_SEEDS[args[0]]
+            if g[0] == "pair":
+                ss, ct = bytes.fromhex(g[1]), bytes.fromhex(g[2])
+                if CP.kem_decap(KemAlg(alg), seed, ct) == ss:
+                    continue
+        elif method == "sign" and alg in NIST_KEM and w[0] == "bytes":
             scheme = SignatureScheme(alg)
             sk, msg = bytes.fromhex(args[0]), bytes.fromhex(args[1])
             pk = CP.signature_public_key(scheme, sk)
@@ -229,6 +278,8 @@ def test_differential_cases_cover_rejections() -> None:
     pairs = list(zip(ops, outcomes, strict=True))
     dh_errors = [o for op, o in pairs if op[0] == "dh" and o[0] == "raises"]
     assert len(dh_errors) >= len(X25519_LOW_ORDER) + len(X448_LOW_ORDER)
+    mlkem_errors = [o for op, o in pairs if op[0].startswith("kem_") and o[0] == "raises"]
+    assert len(mlkem_errors) >= 2 * 8  # wrong sizes and unreduced keys, for both ML-KEMs
     ecdsa_accepted = [
         o for op, o in pairs if op[0] == "verify" and op[1] in NIST_KEM and o == ("bool", True)
     ]

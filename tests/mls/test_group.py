@@ -4,6 +4,8 @@ ReInit, external senders, the pending-commit flow and its errors."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mls.crypto import CipherSuite, default_provider
@@ -11,6 +13,7 @@ from mls.errors import (
     DecodeError,
     EpochError,
     PendingCommitError,
+    PublicKeyError,
     ReplayError,
     SignatureError,
     StateError,
@@ -44,11 +47,15 @@ from mls.group import (
     join_external,
     join_from_welcome,
 )
+from mls.group_info import GroupInfo
+from mls.key_schedule import external_key_pair
 from mls.message import MLSMessage
 from mls.proposals import Add, GroupContextExtensions, PreSharedKey, Remove
 from mls.psk import PreSharedKeyID, ResumptionPSKUsage
 from mls.public_message import PublicMessage
 from mls.secret_tree import RatchetConfig
+
+from . import forge
 
 P = default_provider()
 
@@ -225,6 +232,10 @@ def test_external_commit_join_and_resync() -> None:
     assert b.process(ej2.commit).removed_self  # type: ignore[union-attr]
     same_epoch([a, joiner, ej2.group])
     assert len(a.members()) == 3
+    # Regression (interop deep_random): the new leaf took the removed leaf's
+    # slot, and the rejoined member is active, not "removed".
+    assert ej2.group.leaf_index == b.leaf_index and ej2.group.status == Status.ACTIVE
+    assert a.process(ej2.group.encrypt(b"back")).data == b"back"  # type: ignore[union-attr]
 
 
 def test_external_commit_needs_external_pub() -> None:
@@ -232,6 +243,38 @@ def test_external_commit_needs_external_pub() -> None:
     gi = a.group_info(with_external_pub=False)
     with pytest.raises(ValidationError, match="external_pub"):
         join_external(P, gi, Signer.generate(a.cipher_suite, b"x/1"))
+
+
+def test_external_pub_must_be_the_struct() -> None:
+    """A GroupInfo whose external_pub holds the bare key (as ts-mls 1.6 sends it)
+    instead of the ExternalPub struct is rejected with the rule's section."""
+    (a,) = setup(1)
+    st = a.state
+    _, pub = external_key_pair(st.cs, st.keys.external_secret)
+    exts = (Extension(ExtensionType.RATCHET_TREE, st.tree.serialize()),
+            Extension(ExtensionType.EXTERNAL_PUB, pub))
+    gi = GroupInfo(st.context, exts, st.confirmation_tag, st.leaf_index).signed(
+        st.cs, st.signature_priv)
+    with pytest.raises(DecodeError, match=r"external_pub.*§12\.4\.3\.2"):
+        join_external(P, MLSMessage.wrap(gi).serialize(),
+                      Signer.generate(a.cipher_suite, b"x/1"))
+
+
+@pytest.mark.parametrize("suite", [2, 5, 7])
+def test_propose_add_refuses_a_bad_key_package(suite: int) -> None:
+    """An Add of a KeyPackage the group would reject (here a compressed ECDSA key,
+    RFC 9420 §5.1.1, as ts-mls 1.6 makes them) fails when proposed, with the
+    reason, instead of being sent and then silently left out of every commit."""
+    cs = CipherSuite(suite, P)
+    good = forge.key_package(cs, b"ts/1")
+    n = (len(good.key_package.leaf_node.signature_key) - 1) // 2
+    kp = forge.resign_key_package(cs, good, leaf=lambda lf: replace(
+        lf, signature_key=bytes([2 + (lf.signature_key[-1] & 1)]) + lf.signature_key[1:1 + n]))
+    (a,) = setup(1, suite)
+    before = a.export_state()
+    with pytest.raises(PublicKeyError, match=r"uncompressed.*§5\.1\.1"):
+        a.propose_add(kp)
+    assert a.export_state() == before
 
 
 def test_reinit_moves_the_group_to_a_new_suite() -> None:
@@ -261,6 +304,32 @@ def test_reinit_moves_the_group_to_a_new_suite() -> None:
                               resumption_psks={(b.group_id, b.epoch): b_psk})
     same_epoch([new_a, new_b])
     assert new_a.cipher_suite.id == 3
+
+
+def test_reinit_may_keep_the_group_id() -> None:
+    """Regressions (found by interop reinit/change_ciphersuite): the new group's
+    first commit takes the reinit PSK from the old group even when both groups
+    have the same group_id (§11.2), not from the new group's own epochs; and
+    the PSK nonce has the new suite's length (§8.4)."""
+    a, b = setup(2)
+    b.process(a.propose_reinit(a.group_id, 7))
+    out = b.commit()
+    b.merge_pending_commit()
+    a.process(out.commit)
+    pid, psk = a.resumption_psk()
+    cs2 = CipherSuite(7, P)  # SHA-384: the PSK nonce must have the new suite's Nh (§8.4)
+    assert len(pid.psk_nonce) == 48
+    cfg = GroupConfig(resumption_psks={(a.group_id, a.epoch): psk})
+    new_a = Group.create(P, 7, a.group_id, Signer.generate(cs2, b"m/0"), config=cfg)
+    b_bundle = create_key_package(cs2, Signer.generate(cs2, b"m/1"))
+    out = new_a.commit([Add(b_bundle.key_package), PreSharedKey(pid)])
+    new_a.merge_pending_commit()
+    assert out.welcome is not None
+    _, b_psk = b.resumption_psk()
+    new_b = join_from_welcome(P, out.welcome, b_bundle,
+                              resumption_psks={(b.group_id, b.epoch): b_psk})
+    same_epoch([new_a, new_b])
+    assert new_a.group_id == a.group_id and new_a.cipher_suite.id == 7
 
 
 def test_external_sender_proposal() -> None:

@@ -15,12 +15,14 @@
 //
 // Libraries: libsodium for Ed25519, X25519 and ChaCha20-Poly1305 (IETF); noble for
 // AES-GCM (no AES in libsodium's portable WebAssembly build) and for the curves
-// libsodium lacks: P-256/384/521 and Ed448/X448.
+// libsodium lacks: P-256/384/521 and Ed448/X448; @noble/post-quantum for ML-KEM
+// (FIPS 203). Hybrid KEMs are composed in Python (src/mls/crypto/kem.py).
 
 import sodium from "libsodium-wrappers-sumo";
 import { gcm } from "@noble/ciphers/aes.js";
 import { p256, p384, p521 } from "@noble/curves/nist.js";
 import { ed448, x448 } from "@noble/curves/ed448.js";
+import { ml_kem768, ml_kem1024 } from "@noble/post-quantum/ml-kem.js";
 
 /** Name under which Python imports the primitives (`import mls_crypto_js`). */
 export const MODULE_NAME = "mls_crypto_js";
@@ -34,6 +36,8 @@ const DHKEM_P384 = 0x0011;
 const DHKEM_P521 = 0x0012;
 const DHKEM_X25519 = 0x0020;
 const DHKEM_X448 = 0x0021;
+const MLKEM768 = 0x0041;
+const MLKEM1024 = 0x0042;
 const ECDSA_P256_SHA256 = 0x0403;
 const ECDSA_P384_SHA384 = 0x0503;
 const ECDSA_P521_SHA512 = 0x0603;
@@ -43,6 +47,8 @@ const ED448 = 0x0808;
 // noble's P-256/384/521 objects prehash with SHA-256/384/512 respectively, which is
 // exactly what the MLS ECDSA schemes require.
 const NIST_KEM = { [DHKEM_P256]: p256, [DHKEM_P384]: p384, [DHKEM_P521]: p521 };
+const MLKEM = { [MLKEM768]: ml_kem768, [MLKEM1024]: ml_kem1024 };
+const MLKEM_SEED_LEN = 64; // d || z (FIPS 203 §6.1), the HPKE private key
 const ECDSA = { [ECDSA_P256_SHA256]: p256, [ECDSA_P384_SHA384]: p384, [ECDSA_P521_SHA512]: p521 };
 // Signing: RFC 6979 deterministic nonces (no dependence on the RNG for k), low-S.
 const ECDSA_SIGN_OPTS = Object.freeze({ prehash: true, lowS: true, format: "der" });
@@ -115,8 +121,42 @@ function makePrimitives() {
     }
   }
 
+  function mlkem(kem) {
+    return MLKEM[kem] ?? unknown("KEM", kem);
+  }
+
+  /** ML-KEM.KeyGen_internal(d, z) of the 64-byte seed -> { publicKey, secretKey }. */
+  function mlkemKeys(kem, seed) {
+    if (seed.length !== MLKEM_SEED_LEN) return undefined;
+    return attempt(() => mlkem(kem).keygen(seed));
+  }
+
+  /**
+   * ML-KEM.Encaps: the 32-byte shared secret followed by the ciphertext, in one array
+   * (one crossing); undefined if the encapsulation key fails FIPS 203 §7.2's check.
+   */
+  function kemEncap(kem, publicKey) {
+    const scheme = mlkem(kem);
+    const out = attempt(() => scheme.encapsulate(publicKey));
+    if (out === undefined) return undefined;
+    const joined = new Uint8Array(out.sharedSecret.length + out.cipherText.length);
+    joined.set(out.sharedSecret);
+    joined.set(out.cipherText, out.sharedSecret.length);
+    return joined;
+  }
+
+  /** ML-KEM.Decaps with the key of the seed; implicit rejection on a wrong ciphertext. */
+  function kemDecap(kem, seed, cipherText) {
+    const keys = mlkemKeys(kem, seed);
+    if (keys === undefined) return undefined;
+    return attempt(() => mlkem(kem).decapsulate(cipherText, keys.secretKey));
+  }
+
   function kemPublicKey(kem, privateKey) {
     switch (kem) {
+      case MLKEM768:
+      case MLKEM1024:
+        return mlkemKeys(kem, privateKey)?.publicKey;
       case DHKEM_X25519:
         return attempt(() => sodium.crypto_scalarmult_base(privateKey));
       case DHKEM_X448:
@@ -202,6 +242,8 @@ function makePrimitives() {
     aead_seal: checked(aeadSeal),
     aead_open: checked(aeadOpen),
     kem_public_key: checked(kemPublicKey),
+    kem_encap: checked(kemEncap),
+    kem_decap: checked(kemDecap),
     dh: checked(dh),
     signature_public_key: checked(signaturePublicKey),
     sign: checked(sign),

@@ -12,9 +12,22 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ..codec import Writer, encode_varint
-from ..errors import CryptoError, UnsupportedError
-from .hpke import Hpke, curve_order
+from ..errors import CryptoError, PublicKeyError, UnsupportedError
+from .hpke import Hpke
 from .kdf import hkdf_expand, hkdf_extract
+from .kem import (
+    DHKEM_P256,
+    DHKEM_P384,
+    DHKEM_P521,
+    DHKEM_X448,
+    DHKEM_X25519,
+    MLKEM768,
+    MLKEM768_X25519,
+    MLKEM1024,
+    XWING_OPENMLS,
+    Kem,
+    curve_order,
+)
 from .provider import AeadAlg, CryptoProvider, HashAlg, KemAlg, SignatureScheme
 
 _LABEL_PREFIX = b"MLS 1.0 "
@@ -34,34 +47,75 @@ class CipherSuiteId(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SuiteParams:
-    kem: KemAlg
+    """One suite's algorithms: the HPKE KEM, AEAD and KDF/hash, and the signature
+    scheme. ``name`` is the suite's registered name; ``origin`` says where its code
+    point and exact definition come from."""
+
+    kem: Kem
     aead: AeadAlg
     hash: HashAlg
     signature: SignatureScheme
+    name: str
+    origin: str = "RFC 9420"
 
+
+_ED25519 = SignatureScheme.ED25519
+_P256 = SignatureScheme.ECDSA_SECP256R1_SHA256
+_P384 = SignatureScheme.ECDSA_SECP384R1_SHA384
+_SHA256, _SHA384, _SHA512 = HashAlg.SHA256, HashAlg.SHA384, HashAlg.SHA512
+_AES128, _AES256, _CHACHA = AeadAlg.AES128GCM, AeadAlg.AES256GCM, AeadAlg.CHACHA20POLY1305
+_DRAFT = "draft-ietf-mls-pq-ciphersuites-06"
+_OPENMLS = "OpenMLS 0.9 (libcrux): X-Wing keys derived as draft-connolly-cfrg-xwing-kem"
+
+#: The post-quantum suites, in ONE table: change a code point here and nowhere else.
+#:
+#: draft-ietf-mls-pq-ciphersuites-06 leaves its values "TBD". Its suites are exactly
+#: as the draft specifies (KEMs of draft-ietf-hpke-pq) under private-use values
+#: (RFC 9420 §17.1: 0xF000-0xFFFF); TBD3-5 (ML-KEM + P-256/P-384 hybrids) and
+#: TBD9-11 (ML-DSA signatures) are not implemented. 0x004D-0x004F are the values
+#: OpenMLS 0.9.2 uses, with OpenMLS's key derivation so that the two interoperate
+#: (the only difference from the draft: see mls.crypto.kem.Derivation).
+PQ_SUITES: dict[int, SuiteParams] = {
+    0x004D: SuiteParams(XWING_OPENMLS, _CHACHA, _SHA256, _ED25519,
+                        "MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519", _OPENMLS),
+    0x004E: SuiteParams(XWING_OPENMLS, _AES256, _SHA384, _ED25519,
+                        "MLS_128_MLKEM768X25519_AES256GCM_SHA384_Ed25519", _OPENMLS),
+    0x004F: SuiteParams(XWING_OPENMLS, _AES128, _SHA256, _ED25519,
+                        "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519", _OPENMLS),
+    0xF0D1: SuiteParams(MLKEM768_X25519, _AES128, _SHA256, _ED25519,
+                        "MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519", _DRAFT + " TBD1"),
+    0xF0D2: SuiteParams(MLKEM768_X25519, _AES256, _SHA384, _ED25519,
+                        "MLS_128_MLKEM768X25519_AES256GCM_SHA384_Ed25519", _DRAFT + " TBD2"),
+    0xF0D6: SuiteParams(MLKEM768, _AES256, _SHA384, _ED25519,
+                        "MLS_128_MLKEM768_AES256GCM_SHA384_Ed25519", _DRAFT + " TBD6"),
+    0xF0D7: SuiteParams(MLKEM768, _AES256, _SHA384, _P256,
+                        "MLS_128_MLKEM768_AES256GCM_SHA384_P256", _DRAFT + " TBD7"),
+    0xF0D8: SuiteParams(MLKEM1024, _AES256, _SHA384, _P384,
+                        "MLS_192_MLKEM1024_AES256GCM_SHA384_P384", _DRAFT + " TBD8"),
+}
 
 SUITES: dict[int, SuiteParams] = {
-    1: SuiteParams(KemAlg.DHKEM_X25519, AeadAlg.AES128GCM, HashAlg.SHA256, SignatureScheme.ED25519),
-    2: SuiteParams(
-        KemAlg.DHKEM_P256, AeadAlg.AES128GCM, HashAlg.SHA256,
-        SignatureScheme.ECDSA_SECP256R1_SHA256,
-    ),
-    3: SuiteParams(
-        KemAlg.DHKEM_X25519, AeadAlg.CHACHA20POLY1305, HashAlg.SHA256, SignatureScheme.ED25519
-    ),
-    4: SuiteParams(KemAlg.DHKEM_X448, AeadAlg.AES256GCM, HashAlg.SHA512, SignatureScheme.ED448),
-    5: SuiteParams(
-        KemAlg.DHKEM_P521, AeadAlg.AES256GCM, HashAlg.SHA512,
-        SignatureScheme.ECDSA_SECP521R1_SHA512,
-    ),
-    6: SuiteParams(
-        KemAlg.DHKEM_X448, AeadAlg.CHACHA20POLY1305, HashAlg.SHA512, SignatureScheme.ED448
-    ),
-    7: SuiteParams(
-        KemAlg.DHKEM_P384, AeadAlg.AES256GCM, HashAlg.SHA384,
-        SignatureScheme.ECDSA_SECP384R1_SHA384,
-    ),
+    1: SuiteParams(DHKEM_X25519, _AES128, _SHA256, _ED25519, CipherSuiteId(1).name),
+    2: SuiteParams(DHKEM_P256, _AES128, _SHA256, _P256, CipherSuiteId(2).name),
+    3: SuiteParams(DHKEM_X25519, _CHACHA, _SHA256, _ED25519, CipherSuiteId(3).name),
+    4: SuiteParams(DHKEM_X448, _AES256, _SHA512, SignatureScheme.ED448, CipherSuiteId(4).name),
+    5: SuiteParams(DHKEM_P521, _AES256, _SHA512, SignatureScheme.ECDSA_SECP521R1_SHA512,
+                   CipherSuiteId(5).name),
+    6: SuiteParams(DHKEM_X448, _CHACHA, _SHA512, SignatureScheme.ED448, CipherSuiteId(6).name),
+    7: SuiteParams(DHKEM_P384, _AES256, _SHA384, _P384, CipherSuiteId(7).name),
+    **PQ_SUITES,
 }
+
+
+def suite_name(suite_id: int) -> str:
+    """The registered name of a suite, with its origin for the post-quantum ones."""
+    params = SUITES.get(suite_id)
+    if params is None:
+        return f"unknown cipher suite 0x{suite_id:04x}"
+    if suite_id in PQ_SUITES:
+        return f"{params.name} (0x{suite_id:04x}, {params.origin})"
+    return params.name
+
 
 # Private key sizes of the signature schemes (raw EdDSA seeds, ECDSA scalars).
 _SIG_SK_LEN = {
@@ -100,7 +154,7 @@ class CipherSuite:
         self.hpke = Hpke(provider, params.kem, params.hash, params.aead)
 
     def __repr__(self) -> str:
-        return f"CipherSuite({CipherSuiteId(self.id).name}, provider={self.provider.name})"
+        return f"CipherSuite({suite_name(self.id)}, provider={self.provider.name})"
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -205,7 +259,27 @@ class CipherSuite:
         return self.hpke.generate_key_pair()
 
     def hpke_public_key(self, private_key: bytes) -> bytes:
-        return self.provider.kem_public_key(self.params.kem, private_key)
+        return self.hpke.public_key(private_key)
+
+    @property
+    def hpke_public_key_length(self) -> int:
+        """``Npk`` of the suite's KEM: the size of every HPKE public key in the tree."""
+        return self.params.kem.n_pk
+
+    def check_hpke_public_key(self, key: bytes, what: str) -> None:
+        """An HPKE public key is the suite KEM's SerializePublicKey output, ``Npk``
+        bytes (RFC 9420 §5.1.1, RFC 9180 §7.1, draft-ietf-hpke-pq): a key of
+        another length is refused where it arrives, not when someone encrypts to it."""
+        n = self.params.kem.n_pk
+        if len(key) != n:
+            raise PublicKeyError(
+                f"{what} must be a {self.params.kem.name} public key of {n} bytes, "
+                f"got {len(key)} (§5.1.1)")
+
+    @property
+    def kem_output_length(self) -> int:
+        """``Nenc`` of the suite's KEM: the size of every HPKE ciphertext's kem_output."""
+        return self.params.kem.n_enc
 
     def encrypt_with_label(
         self, public_key: bytes, label: bytes, context: bytes, plaintext: bytes

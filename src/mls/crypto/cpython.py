@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, x448, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mlkem, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
 )
@@ -30,6 +30,12 @@ _SIG_CURVE: dict[SignatureScheme, tuple[ec.EllipticCurve, hashes.HashAlgorithm]]
     SignatureScheme.ECDSA_SECP521R1_SHA512: (ec.SECP521R1(), hashes.SHA512()),
 }
 _SCALAR_LEN = {"secp256r1": 32, "secp384r1": 48, "secp521r1": 66}
+_MLKEM: dict[KemAlg, tuple[type[mlkem.MLKEM768PrivateKey] | type[mlkem.MLKEM1024PrivateKey],
+                           type[mlkem.MLKEM768PublicKey] | type[mlkem.MLKEM1024PublicKey]]] = {
+    KemAlg.MLKEM768: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey),
+    KemAlg.MLKEM1024: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey),
+}
+_MLKEM_SEED_LEN = 64
 
 
 def _ec_private(curve: ec.EllipticCurve, sk: bytes) -> ec.EllipticCurvePrivateKey:
@@ -87,7 +93,31 @@ class CPythonProvider(StdlibPrimitives):
             raise DecryptionError("AEAD authentication failed") from e
 
     # -- KEM -------------------------------------------------------------------
+    @staticmethod
+    def _mlkem_private(
+        kem: KemAlg, private_key: bytes
+    ) -> mlkem.MLKEM768PrivateKey | mlkem.MLKEM1024PrivateKey:
+        if len(private_key) != _MLKEM_SEED_LEN:
+            raise CryptoError(f"{kem.name} private key must be a {_MLKEM_SEED_LEN}-byte seed")
+        return _MLKEM[kem][0].from_seed_bytes(private_key)
+
+    def kem_encap(self, kem: KemAlg, public_key: bytes) -> tuple[bytes, bytes]:
+        try:
+            ek = _MLKEM[kem][1].from_public_bytes(public_key)
+        except ValueError as e:  # wrong length, or coefficients not reduced (FIPS 203 §7.2)
+            raise CryptoError(f"invalid {kem.name} encapsulation key") from e
+        shared_secret, ciphertext = ek.encapsulate()
+        return shared_secret, ciphertext
+
+    def kem_decap(self, kem: KemAlg, private_key: bytes, ciphertext: bytes) -> bytes:
+        try:
+            return self._mlkem_private(kem, private_key).decapsulate(ciphertext)
+        except ValueError as e:  # only a wrong ciphertext length; else implicit rejection
+            raise CryptoError(f"invalid {kem.name} ciphertext") from e
+
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
+        if kem.is_mlkem:
+            return self._mlkem_private(kem, private_key).public_key().public_bytes_raw()
         try:
             if kem is KemAlg.DHKEM_X25519:
                 xk = x25519.X25519PrivateKey.from_private_bytes(private_key)

@@ -22,6 +22,16 @@ def hmac_digest(alg: HashAlg, key: bytes, data: bytes) -> bytes:
     return hmac.digest(key, data, alg.hashlib_name)
 
 
+def shake256(data: bytes, length: int) -> bytes:
+    """SHAKE256 (FIPS 202 §6.2) with ``length`` output bytes."""
+    return hashlib.shake_256(data).digest(length)
+
+
+def sha3_256(data: bytes) -> bytes:
+    """SHA3-256 (FIPS 202 §6.1)."""
+    return hashlib.sha3_256(data).digest()
+
+
 class StdlibPrimitives:
     """The provider methods every runtime implements the same way."""
 

@@ -8,8 +8,9 @@ JavaScript libraries through Pyodide's FFI.
 Key formats are those of the test vectors and of RFC 9180 §7.1.1:
 
 * KEM private keys: ``SerializePrivateKey`` (raw 32/56 bytes for X25519/X448,
-  the big-endian scalar of ``Nsk`` bytes for the NIST curves); public keys:
-  raw for X25519/X448, uncompressed SEC1 points for the NIST curves.
+  the big-endian scalar of ``Nsk`` bytes for the NIST curves, the 64-byte seed
+  ``d || z`` for ML-KEM, FIPS 203 §6.1); public keys: raw for X25519/X448,
+  uncompressed SEC1 points for the NIST curves, the encapsulation key for ML-KEM.
 * Signature private keys: raw 32/57 bytes for Ed25519/Ed448, the big-endian
   scalar for ECDSA; public keys: raw for EdDSA, uncompressed SEC1 for ECDSA.
   ECDSA signatures are DER-encoded ``Ecdsa-Sig-Value`` (RFC 8446 §4.2.3).
@@ -44,13 +45,22 @@ class HashAlg(IntEnum):
 
 
 class KemAlg(IntEnum):
-    """DHKEM identifiers (RFC 9180 §7.1)."""
+    """The KEM primitives a provider implements, numbered as their HPKE KEM
+    identifiers: DHKEMs (RFC 9180 §7.1) and ML-KEM (FIPS 203;
+    draft-ietf-hpke-pq §3). Hybrid KEMs are composed from these in
+    :mod:`mls.crypto.kem`."""
 
     DHKEM_P256 = 0x0010
     DHKEM_P384 = 0x0011
     DHKEM_P521 = 0x0012
     DHKEM_X25519 = 0x0020
     DHKEM_X448 = 0x0021
+    MLKEM768 = 0x0041
+    MLKEM1024 = 0x0042
+
+    @property
+    def is_mlkem(self) -> bool:
+        return self in (KemAlg.MLKEM768, KemAlg.MLKEM1024)
 
 
 class AeadAlg(IntEnum):
@@ -116,7 +126,18 @@ class CryptoProvider(Protocol):
         ...
 
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
-        """The serialized public key of a serialized KEM private key."""
+        """The serialized public key of a serialized KEM private key (for ML-KEM:
+        ``KeyGen_internal(d, z)`` of the 64-byte seed, FIPS 203 Algorithm 16)."""
+        ...
+
+    def kem_encap(self, kem: KemAlg, public_key: bytes) -> tuple[bytes, bytes]:
+        """ML-KEM.Encaps (FIPS 203 Algorithm 20) -> ``(shared_secret, ciphertext)``;
+        rejects an encapsulation key that fails the check of FIPS 203 §7.2."""
+        ...
+
+    def kem_decap(self, kem: KemAlg, private_key: bytes, ciphertext: bytes) -> bytes:
+        """ML-KEM.Decaps (FIPS 203 Algorithm 21) with the key of the 64-byte seed;
+        a ciphertext of the right length never fails (implicit rejection)."""
         ...
 
     def dh(self, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:

@@ -1,7 +1,8 @@
 """The browser crypto provider: audited JavaScript libraries through Pyodide's FFI.
 
 The primitives live in ``web/js/mls_crypto.mjs`` (libsodium for Ed25519, X25519 and
-ChaCha20-Poly1305; noble for AES-GCM, the NIST curves and Ed448/X448). The page or
+ChaCha20-Poly1305; noble for AES-GCM, the NIST curves and Ed448/X448;
+``@noble/post-quantum`` for ML-KEM). The page or
 the Node harness initializes that module and registers it as ``mls_crypto_js``
 before any Python runs, so every call here is synchronous: one FFI crossing per
 primitive, no awaiting. Hashes, HMAC and randomness stay in Python (``hashlib``,
@@ -48,6 +49,12 @@ _NIST: dict[_Alg, tuple[str, int]] = {
     SignatureScheme.ECDSA_SECP521R1_SHA512: ("secp521r1", 66),
 }
 _NONCE_LEN = 12  # every MLS AEAD (RFC 9180 §7.3 Nn)
+#: ML-KEM: the private key is the 64-byte seed d || z (FIPS 203 §6.1); the sizes of
+#: encapsulation keys and ciphertexts (FIPS 203 Table 3).
+_MLKEM_SEED_LEN = 64
+_MLKEM_SS_LEN = 32
+_MLKEM_EK_LEN = {KemAlg.MLKEM768: 1184, KemAlg.MLKEM1024: 1568}
+_MLKEM_CT_LEN = {KemAlg.MLKEM768: 1088, KemAlg.MLKEM1024: 1568}
 
 
 def _private_key(alg: _Alg, private_key: bytes) -> bytes:
@@ -103,6 +110,8 @@ class PyodideProvider(StdlibPrimitives):
         "_aead_open",
         "_aead_seal",
         "_dh",
+        "_kem_decap",
+        "_kem_encap",
         "_kem_public_key",
         "_sign",
         "_signature_public_key",
@@ -117,6 +126,8 @@ class PyodideProvider(StdlibPrimitives):
         self._aead_seal = js.aead_seal
         self._aead_open = js.aead_open
         self._kem_public_key = js.kem_public_key
+        self._kem_encap = js.kem_encap
+        self._kem_decap = js.kem_decap
         self._dh = js.dh
         self._signature_public_key = js.signature_public_key
         self._sign = js.sign
@@ -160,7 +171,35 @@ class PyodideProvider(StdlibPrimitives):
         return out
 
     # -- KEM -------------------------------------------------------------------
+    @staticmethod
+    def _check_mlkem_seed(kem: KemAlg, private_key: bytes) -> None:
+        if len(private_key) != _MLKEM_SEED_LEN:
+            raise CryptoError(f"{kem.name} private key must be a {_MLKEM_SEED_LEN}-byte seed")
+
+    def kem_encap(self, kem: KemAlg, public_key: bytes) -> tuple[bytes, bytes]:
+        if len(public_key) != _MLKEM_EK_LEN[kem]:
+            raise CryptoError(f"invalid {kem.name} encapsulation key")
+        out = self._call(self._kem_encap, kem.value, public_key)
+        if out is None:  # coefficients not reduced mod q (FIPS 203 §7.2)
+            raise CryptoError(f"invalid {kem.name} encapsulation key")
+        return out[:_MLKEM_SS_LEN], out[_MLKEM_SS_LEN:]
+
+    def kem_decap(self, kem: KemAlg, private_key: bytes, ciphertext: bytes) -> bytes:
+        self._check_mlkem_seed(kem, private_key)
+        if len(ciphertext) != _MLKEM_CT_LEN[kem]:
+            raise CryptoError(f"invalid {kem.name} ciphertext")
+        out = self._call(self._kem_decap, kem.value, private_key, ciphertext)
+        if out is None:
+            raise CryptoError(f"invalid {kem.name} ciphertext")
+        return out
+
     def kem_public_key(self, kem: KemAlg, private_key: bytes) -> bytes:
+        if kem.is_mlkem:
+            self._check_mlkem_seed(kem, private_key)
+            out = self._call(self._kem_public_key, kem.value, private_key)
+            if out is None:
+                raise CryptoError(f"{kem.name} key generation failed")
+            return out
         out = self._call(self._kem_public_key, kem.value, _private_key(kem, private_key))
         if out is None:
             raise _invalid_private_key(kem)

@@ -118,8 +118,13 @@ class GroupBase:
         PreSharedKey proposal of the new group's first commit, the value in the
         ``resumption_psks`` of the new group's config and of every joiner."""
         st = self._state
+        # The nonce is sized for the group that uses the PSK (§8.4): after a
+        # ReInit that is the new group's suite.
+        cs = st.cs
+        if usage == ResumptionPSKUsage.REINIT and st.reinit is not None:
+            cs = CipherSuite(st.reinit.cipher_suite, cs.provider)
         pid = PreSharedKeyID.resumption(usage, st.context.group_id, st.epoch,
-                                        st.cs.random(st.cs.hash_length))
+                                        cs.random(cs.hash_length))
         return pid, st.keys.resumption_psk
 
     @property

@@ -29,7 +29,7 @@ from ..proposals import (
     Remove,
     Update,
 )
-from ..psk import PreSharedKeyID, PSKType, psk_secret
+from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
 from ..transcript import confirmed_transcript_hash, interim_transcript_hash
@@ -139,7 +139,10 @@ def resolve_psks(st: GroupState, ids: Sequence[PreSharedKeyID], config: GroupCon
     for pid in ids:
         if pid.psktype == PSKType.EXTERNAL:
             value = config.psks.get(pid.psk_id)
-        elif pid.psk_group_id != st.context.group_id:
+        elif (pid.psk_group_id != st.context.group_id
+              or pid.usage != ResumptionPSKUsage.APPLICATION):
+            # A reinit or branch PSK always comes from the previous group, which
+            # may have had the same group_id (§11.2).
             value = config.resumption_psks.get((pid.psk_group_id, pid.psk_epoch))
         elif pid.psk_epoch == st.epoch:
             value = st.keys.resumption_psk

@@ -35,7 +35,7 @@ from ..framing import (
 )
 from ..group_context import GroupContext
 from ..group_info import GroupInfo
-from ..key_package import KeyPackage
+from ..key_package import KeyPackage, check_key_package
 from ..key_schedule import welcome_key_nonce
 from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNodeSource, Lifetime
 from ..message import MLSMessage
@@ -163,6 +163,11 @@ class Group(Receiver):
         st = self._require_active()
         if isinstance(proposal, ExternalInit):
             raise ValidationError("ExternalInit is only sent inside external commits (§12.1.6)")
+        if isinstance(proposal, Add):
+            # Refuse a bad KeyPackage now rather than have every commit drop it (§12.2).
+            cfg = self.config
+            check_key_package(st.cs, proposal.key_package,
+                              cfg.clock() if cfg.clock is not None else None, cfg.max_lifetime)
         ac = self._frame(st, ContentType.PROPOSAL, proposal, authenticated_data,
                          self._handshake_wire())
         tree = st.secret_tree.copy()

@@ -29,11 +29,12 @@ from ..group_info import GroupInfo
 from ..key_package import KeyPackage
 from ..leaf_node import LeafNodeSource, Lifetime
 from ..message import MLSMessage
-from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
+from ..proposals import ExternalInit, PreSharedKey, Proposal, ProposalOrRef, Remove
 from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
+from ..signature_key import check_signature_key
 from ..transcript import check_confirmation_tag, interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path, private_from_path_secret
 from ..welcome import GroupSecrets, Welcome, open_group_secrets
@@ -78,6 +79,8 @@ def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:
         raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
+    # The signer's key encoding first, so a bad key is reported as such (§5.1.1).
+    check_signature_key(cs, signer_leaf.signature_key)
     check_group_info_signature(cs, gi, signer_leaf.signature_key)
     ctx = gi.group_context
     check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
@@ -197,10 +200,12 @@ def join_external(
     remove_prior: int | None = None,
     config: GroupConfig | None = None,
     authenticated_data: bytes = b"",
+    psks: Sequence[PreSharedKeyID] = (),
 ) -> ExternalJoin:
     """Join by external commit from a GroupInfo with ``external_pub`` (§12.4.3.2).
 
-    ``remove_prior`` removes our old leaf when resynchronising. If the
+    ``remove_prior`` removes our old leaf when resynchronising; ``psks`` are
+    PreSharedKey proposals to include, their values in ``config.psks``. If the
     delivery service rejects the commit, drop the returned group and retry
     with a fresh GroupInfo.
     """
@@ -215,7 +220,11 @@ def join_external(
     ext = find_extension(gi.extensions, ExtensionType.EXTERNAL_PUB)
     if ext is None:
         raise ValidationError("GroupInfo has no external_pub extension (§12.4.3.2)")
-    external_pub = ExternalPub.deserialize(ext).external_pub
+    try:
+        external_pub = ExternalPub.deserialize(ext).external_pub
+    except DecodeError as e:
+        raise DecodeError(f"malformed external_pub extension, not an ExternalPub struct "
+                          f"(§12.4.3.2): {e}") from None
     kem_output, hctx = cs.hpke.setup_base_s(external_pub, b"")
     init_secret = hctx.export(b"MLS 1.0 external init secret", cs.hash_length)
     # A stand-in for "the current epoch" as far as the joiner can know it.
@@ -231,6 +240,7 @@ def join_external(
     proposals: list[Proposal] = [ExternalInit(kem_output)]
     if remove_prior is not None:
         proposals.append(Remove(remove_prior))
+    proposals.extend(PreSharedKey(pid) for pid in psks)
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
                         ctx.extensions, config, ctx.epoch, [], signer.credential)
@@ -258,8 +268,8 @@ def join_external(
                      init_secret, config)
     ac = replace(ac, auth=FramedContentAuthData(ac.auth.signature, nxt.confirmation_tag))
     message = MLSMessage.wrap(PublicMessage.protect(cs, ac, None, ctx)).serialize()
-    # A resync removes our old leaf, and we take the leftmost blank one, often the same
-    # index: that removal is not ours, so the new member is active whatever the index.
+    # With remove_prior our new leaf may take the slot of the leaf it removes,
+    # which next_epoch would read as our own removal: the joiner is active.
     state = replace(nxt.state, past_epochs=(), resumption_psks=(),
                     last_own_commit=cs.hash(message), status=Status.ACTIVE)
     return ExternalJoin(Group(state, config), message)

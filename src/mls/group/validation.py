@@ -95,6 +95,7 @@ def check_leaf_node(
     if not config.credential_validator(leaf.credential, leaf.signature_key):
         raise ValidationError("the credential was rejected by the Authentication Service (§5.3.1)")
     check_signature_key(cs, leaf.signature_key)
+    cs.check_hpke_public_key(leaf.encryption_key, "leaf encryption_key")
     if check_signature and not leaf.verify(cs, group_id, leaf_index):
         raise SignatureError("leaf node signature is invalid (§7.3)")
     check_leaf_capabilities(leaf)
@@ -136,6 +137,7 @@ def check_tree_on_join(
     req = required_capabilities(group_extensions)
     for i, leaf in tree.leaves():
         check_signature_key(cs, leaf.signature_key)
+        cs.check_hpke_public_key(leaf.encryption_key, f"leaf {i} encryption_key")
         if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
             ok = leaf.verify(cs)
         else:
@@ -163,6 +165,7 @@ def check_tree_on_join(
         node = tree.nodes[x]
         if node is None:
             continue
+        cs.check_hpke_public_key(node.encryption_key, f"node {x} encryption_key")
         if node.encryption_key in enc_keys:
             raise ValidationError(f"node {x} reuses an encryption key (§12.4.3.1)")
         enc_keys.add(node.encryption_key)
@@ -212,6 +215,8 @@ def check_update_path(
     in_tree = {n.encryption_key for i, n in enumerate(tree.nodes)
                if n is not None and not (external and i == 2 * sender)}
     new_keys = [path.leaf_node.encryption_key, *(n.encryption_key for n in path.nodes)]
+    for key in new_keys:
+        tree.cs.check_hpke_public_key(key, "UpdatePath encryption_key")
     if len(set(new_keys)) != len(new_keys) or in_tree.intersection(new_keys):
         raise ValidationError("an UpdatePath public key already appears in the tree (§12.4.2)")
 
