@@ -595,7 +595,12 @@ class Hub:
                 rows, windows = await self.db.raw_read(read)
                 batch = [(m, _dumps(m.event())) for m in rows]
                 for stream in list(self._groups.get(group_pk, ())):
-                    stream.offer(group_pk, batch, windows)
+                    if windows is not None and stream.device.device_pk not in devices:
+                        # Subscribed during the read (e.g. its Welcome was just pushed):
+                        # the windows read are not its own; it reads for itself.
+                        stream.start_catch_up(group_pk)
+                    else:
+                        stream.offer(group_pk, batch, windows)
                 cut = sum(len(m.data) for m in rows) >= READ_BYTES
                 if len(rows) < _BATCH and not cut and group_pk not in self._refetch:
                     return

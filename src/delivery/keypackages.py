@@ -266,8 +266,12 @@ async def claim_key_packages(
     device: DeviceDep,
     services: ServicesDep,
     cipher_suite: Annotated[int | None, Query(ge=1, le=0xFFFF)] = None,
+    device_id: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> ClaimResponse:
-    """Claim one KeyPackage for each device of ``user_id`` (except the caller's own).
+    """Claim one KeyPackage for each device of ``user_id`` (except the caller's own),
+    or only for the devices named by ``device_id`` (repeatable): adding a user who is
+    partly in a group must not use up the KeyPackages of the devices already there.
+    Named devices that are unknown, retired or the caller's own are listed as missing.
 
     A regular KeyPackage is handed out once and deleted; when a device has none left,
     its last-resort KeyPackage is returned and kept. Atomic under concurrency
@@ -295,6 +299,10 @@ async def claim_key_packages(
         ).all()
         claimed: list[ClaimedKeyPackage] = []
         missing: list[str] = []
+        if device_id is not None:
+            wanted = set(device_id)
+            missing = sorted(wanted - {t.device_id for t in targets})
+            targets = [t for t in targets if t.device_id in wanted]
         for target in targets:
             identity = f"{username}/{target.device_id}"
             data = (
