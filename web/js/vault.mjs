@@ -169,6 +169,12 @@ async function storageNames() {
   return db === null ? [] : inTransaction(db, "readonly", (s) => s.getAllKeys());
 }
 
+/** Whether a vault header is stored (the first screen: unlock, or the first run), read
+ * without Pyodide. The header's record name is corecrypto.vault.core.HEADER_NAME. */
+export async function hasVault() {
+  return (await storageGet("vault-header")) !== undefined;
+}
+
 // --- wipe ---------------------------------------------------------------------------
 
 function deleteDatabase(name) {
