@@ -61,6 +61,16 @@ def texts(page: Page) -> list[str]:
         ".map(e => e.textContent)"))
 
 
+def all_texts(page: Page) -> list[str]:
+    """The texts of the open conversation, after loading every earlier page."""
+    while page.locator("#older-btn").count():
+        before = len(texts(page))
+        page.click("#older-btn")
+        wait(page, lambda before=before: len(texts(page)) > before  # type: ignore[misc]
+             or not page.locator("#older-btn").count(), "earlier lines")
+    return texts(page)
+
+
 def system_lines(page: Page) -> list[str]:
     return list(page.evaluate(
         "[...document.querySelectorAll('#messages li.system')].map(e => e.textContent)"))
