@@ -322,8 +322,8 @@ def _link_package(pkg: Package, packages: dict[str, Package], stack: tuple[str, 
     for rel, item in contents.items():
         pkg.outputs[pkg.dir + rel] = item if isinstance(item, bytes) else Copy(item)
     # Edges within the package become full paths now that the directory has a name.
-    for rel, targets in pkg.edges.items():
-        pkg.edges[rel] = [pkg.dir + t[1:] if t.startswith("\0") else t for t in targets]
+    pkg.edges = {pkg.dir + rel: [pkg.dir + t[1:] if t.startswith("\0") else t for t in targets]
+                 for rel, targets in pkg.edges.items()}
 
 
 # --- Python archives ---------------------------------------------------------------------
