@@ -54,6 +54,7 @@ export class CoreClient {
       }
     } else if (msg.type === "phase") {
       this.phase = msg.phase;
+      performance.mark(`core:${msg.phase}`); // for bench/bench_web.py
       const { type, ...data } = msg;
       this.emit("core", data);
       if (msg.phase === "released") {

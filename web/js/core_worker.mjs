@@ -21,7 +21,7 @@
 import { loadPyodide } from "pyodide";
 import manifest from "./manifest.mjs";
 import { init as initCrypto, register as registerCrypto } from "./mls_crypto.mjs";
-import { hasVault, init as initVault, register as registerVault } from "./vault.mjs";
+import { hasVault, init as initVault, register as registerVault, vaultStats } from "./vault.mjs";
 
 export const LOCK_NAME = "intellacc-device";
 export const TABS_CHANNEL = "intellacc-tabs";
@@ -30,6 +30,7 @@ export const TABS_CHANNEL = "intellacc-tabs";
 const FIRST_WAIT_MS = 2500;
 
 const ROOT = new URL("../", import.meta.url);
+globalThis.__vaultStats = vaultStats; // for bench/bench_web.py
 const post = (message) => self.postMessage(message);
 const phase = (name, extra = {}) => post({ type: "phase", phase: name, ...extra });
 

@@ -284,6 +284,7 @@ export const api = Object.freeze({
     if (el !== null) el.scrollTop = el.scrollHeight;
   },
   set_state(state, screen) {
+    if (document.body.dataset.state === "loading") performance.mark("ui:usable");
     document.body.dataset.state = state;
     document.body.dataset.screen = screen;
   },
