@@ -25,7 +25,7 @@ VAULT = "Vault passphrase 7 horses"
 class Client:
     def __init__(self, base_url: str, name: str) -> None:
         self.name = name
-        self.password = f"Account pass {name} 2026!"
+        self.password = "Account pass for a test 2026!"
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.storage = MemoryStorage()
         self.transport = HttpTransport(base_url)

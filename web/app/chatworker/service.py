@@ -177,10 +177,10 @@ class ChatService:
                 if e.status == 409:
                     err = RpcError("refused", "This username is taken. Choose another, or "
                                    "sign in if it is yours.", field="username", status=409)
-                elif e.status == 400 and "username" in str(e):
-                    err.field = "username"
                 elif e.status == 400:
-                    err.field = "password"
+                    detail = str(e).lower()
+                    err.field = ("username" if "username" in detail
+                                 and "password" not in detail else "password")
                 raise err from None
             except TransportError as e:
                 raise _server_error(e, "creating the account") from None
