@@ -61,13 +61,22 @@ def texts(page: Page) -> list[str]:
         ".map(e => e.textContent)"))
 
 
+def load_older(page: Page) -> bool:
+    """Press "Show earlier messages" if it is there (scrolling may have loaded the
+    page already and removed it); wait for the page before. False at the start."""
+    before = len(texts(page))
+    if not page.evaluate("() => { const b = document.getElementById('older-btn');"
+                         " if (b) b.click(); return !!b; }"):
+        return False
+    wait(page, lambda: len(texts(page)) > before or not page.locator("#older-btn").count(),
+         "earlier lines")
+    return True
+
+
 def all_texts(page: Page) -> list[str]:
     """The texts of the open conversation, after loading every earlier page."""
-    while page.locator("#older-btn").count():
-        before = len(texts(page))
-        page.click("#older-btn")
-        wait(page, lambda before=before: len(texts(page)) > before  # type: ignore[misc]
-             or not page.locator("#older-btn").count(), "earlier lines")
+    while load_older(page):
+        pass
     return texts(page)
 
 
