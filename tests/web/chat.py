@@ -42,8 +42,10 @@ def wait(page: Page, predicate: Callable[[], bool], what: str, timeout: float = 
     while not predicate():
         if time.monotonic() > deadline:
             conn = page.evaluate("document.getElementById('conn')?.textContent")
+            convs = page.evaluate("document.getElementById('conv-list')?.innerText")
             raise AssertionError(f"timed out waiting for {what}; page state {state(page)}, "
-                                 f"connection {conn}; {page.evaluate('window.__log || []')}")
+                                 f"connection {conn}, conversations {convs!r}; "
+                                 f"{page.evaluate('window.__log || []')}")
         page.wait_for_timeout(50)
 
 

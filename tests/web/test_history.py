@@ -21,6 +21,10 @@ def test_paging_back_through_a_long_history(app_server: Any) -> None:
         conv = bot.create("Long", [alice.name])
         lines = [f"line {i:03d}" for i in range(LINES)]
         bot.send(conv, lines)
+        # Opened only once alice's core has every line (else they arrive live).
+        unread = "#conv-list button.conv:has-text('Long') .unread"
+        wait(page, lambda: page.locator(unread).count() == 1
+             and page.inner_text(unread) == str(LINES), "every line received")
         select_conversation(page, "Long")
         wait(page, lambda: texts(page)[-1:] == [lines[-1]], "the latest line")
         shown = texts(page)
