@@ -218,12 +218,14 @@ def chat_numbers(browser: Browser, origin: str, messages: int, history: int
     select_conversation(bob.page, "Bench")
     bob.page.evaluate("""() => {
         window.__seen = {};
-        new MutationObserver(() => {
+        window.__observer = new MutationObserver(() => {
           for (const el of document.querySelectorAll('#messages .text')) {
             const t = el.textContent;
             if (!(t in window.__seen)) window.__seen[t] = Date.now();
           }
-        }).observe(document.getElementById('chat'), {childList: true, subtree: true});
+        });
+        window.__observer.observe(document.getElementById('chat'),
+                                  {childList: true, subtree: true});
     }""")
     lat = []
     for i in range(messages):
@@ -238,6 +240,7 @@ def chat_numbers(browser: Browser, origin: str, messages: int, history: int
             bob.page.wait_for_timeout(2)
         lat.append(seen - sent_at)
     out["send_to_display_ms"] = {"p50": median(lat), "p99": percentile(lat, 99), "n": len(lat)}
+    bob.page.evaluate("window.__observer.disconnect()")  # not to weigh on what follows
 
     # A burst of incoming messages, and the vault's cost per message at two lengths.
     bot = Bot(origin)
