@@ -140,6 +140,16 @@ class GroupBase:
             st.cs, st.signature_priv)
         return MLSMessage.wrap(gi).serialize()
 
+    def pending_group_info(self, *, with_ratchet_tree: bool = True,
+                           with_external_pub: bool = True) -> bytes:
+        """The signed GroupInfo of the epoch our pending commit creates (§12.4.3): the
+        delivery service stores it with the commit and hands it to external joiners."""
+        pc = self._state.pending_commit
+        if pc is None:
+            raise PendingCommitError("no pending commit")
+        return GroupBase(pc.next_state, self.config).group_info(
+            with_ratchet_tree=with_ratchet_tree, with_external_pub=with_external_pub)
+
     def _require_active(self) -> GroupState:
         st = self._state
         if st.status == Status.REMOVED:
