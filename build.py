@@ -51,7 +51,10 @@ import json
 import os
 import posixpath
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -87,6 +90,10 @@ WORKER_PACKAGE = "chatworker"
 #: The pages and the service worker keep their names; the pages' module scripts and
 #: stylesheets are rewritten to the hashed names.
 SERVICE_WORKER = "sw.js"
+#: What the worker's Pyodide memory snapshot has imported (scripts/make_snapshot.mjs).
+SNAPSHOT_IMPORTS = ("import corecrypto.messenger, corecrypto.vault, corecrypto.vault.browser, "
+                    "corecrypto.transport.browser, mls.group, chatworker.browser")
+SNAPSHOT_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "intellacc-web"
 MANIFEST_SPECIFIER = "./manifest.mjs"  # the generated module, as web/js imports it
 PRELOAD_MARKER = "<!-- preload -->"
 _LOCK = ".build.lock"  # an empty file in the output directory, for flock
@@ -419,6 +426,35 @@ def build_password_rules() -> bytes:
     return json.dumps(rules, separators=(",", ":")).encode()
 
 
+def build_snapshot(pyodide: Path, wheel: bytes, worker: bytes) -> bytes:
+    """The worker's Pyodide memory snapshot, gzipped: Python started with the client
+    imported (scripts/make_snapshot.mjs, on Node). Cached by its inputs, so a build
+    with the same Pyodide, wheel and worker code does not make it again."""
+    script = ROOT / "scripts" / "make_snapshot.mjs"
+    key = hashlib.sha256()
+    for part in (script.read_bytes(), SNAPSHOT_IMPORTS.encode(), wheel, worker,
+                 *((pyodide / f).read_bytes() for f in PYODIDE_FILES)):
+        key.update(hashlib.sha256(part).digest())
+    cached = SNAPSHOT_CACHE / f"snapshot-{key.hexdigest()[:32]}.gz"
+    if cached.is_file():
+        return cached.read_bytes()
+    node = shutil.which("node")
+    if node is None:
+        raise BuildError("node is not installed (it makes the worker's Python snapshot): "
+                         "run ./scripts/bootstrap.sh")
+    SNAPSHOT_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "client.whl").write_bytes(wheel)
+        (Path(tmp) / "worker.zip").write_bytes(worker)
+        proc = subprocess.run(  # noqa: S603 - our script, our arguments
+            [node, str(script), str(pyodide), f"{tmp}/client.whl", f"{tmp}/worker.zip",
+             SNAPSHOT_IMPORTS, str(cached)],
+            capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0 or not cached.is_file():
+        raise BuildError(f"making the Pyodide snapshot failed:\n{proc.stderr[-2000:]}")
+    return cached.read_bytes()
+
+
 # --- our modules, pages, service worker ----------------------------------------------------
 
 
@@ -541,9 +577,11 @@ def plan(out: Path, node_modules: Path = DEFAULT_NODE_MODULES) -> dict[str, Outp
 
     data_files: dict[str, bytes] = {}
     wheel_name, wheel = build_wheel()
+    worker = build_worker_zip()
     data = {
         "wheel": ("client.whl", wheel),
-        "worker": ("worker.zip", build_worker_zip()),
+        "worker": ("worker.zip", worker),
+        "snapshot": ("core.snap", build_snapshot(node_modules / "pyodide", wheel, worker)),
         "ui": ("ui.json", build_ui_sources()),
         "passwords": ("password-rules.json", build_password_rules()),
     }

@@ -67,7 +67,7 @@ def test_every_asset_is_content_addressed_and_linked(built: Path) -> None:
     complete module graph of the page (an offline start needs all of it)."""
     manifest = json.loads((built / "build.json").read_text())
     for path in (built / "assets").iterdir():
-        stem, _, rest = path.name.partition(".")
+        _, _, rest = path.name.partition(".")
         digest = rest.split(".")[0]
         assert len(digest) == 16 and int(digest, 16) >= 0, path.name
         if path.is_file():

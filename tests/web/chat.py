@@ -42,8 +42,10 @@ def wait(page: Page, predicate: Callable[[], bool], what: str, timeout: float = 
     while not predicate():
         if time.monotonic() > deadline:
             conn = page.evaluate("document.getElementById('conn')?.textContent")
+            convs = page.evaluate("document.getElementById('conv-list')?.innerText")
             raise AssertionError(f"timed out waiting for {what}; page state {state(page)}, "
-                                 f"connection {conn}; {page.evaluate('window.__log || []')}")
+                                 f"connection {conn}, conversations {convs!r}; "
+                                 f"{page.evaluate('window.__log || []')}")
         page.wait_for_timeout(50)
 
 
@@ -61,13 +63,22 @@ def texts(page: Page) -> list[str]:
         ".map(e => e.textContent)"))
 
 
+def load_older(page: Page) -> bool:
+    """Press "Show earlier messages" if it is there (scrolling may have loaded the
+    page already and removed it); wait for the page before. False at the start."""
+    before = len(texts(page))
+    if not page.evaluate("() => { const b = document.getElementById('older-btn');"
+                         " if (b) b.click(); return !!b; }"):
+        return False
+    wait(page, lambda: len(texts(page)) > before or not page.locator("#older-btn").count(),
+         "earlier lines")
+    return True
+
+
 def all_texts(page: Page) -> list[str]:
     """The texts of the open conversation, after loading every earlier page."""
-    while page.locator("#older-btn").count():
-        before = len(texts(page))
-        page.click("#older-btn")
-        wait(page, lambda before=before: len(texts(page)) > before  # type: ignore[misc]
-             or not page.locator("#older-btn").count(), "earlier lines")
+    while load_older(page):
+        pass
     return texts(page)
 
 

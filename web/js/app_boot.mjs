@@ -15,6 +15,7 @@ import { api as dom, install as installDom, setQrLibrary, clearDrafts } from "./
 import manifest from "./manifest.mjs";
 import { passwords } from "./passwords.mjs";
 
+performance.mark("boot:start"); // for bench/bench_web.py
 const ROOT = new URL("../", import.meta.url);
 // How long a new page waits for the device's lock before offering the hand-over (a
 // reload's old worker may still be shutting down).

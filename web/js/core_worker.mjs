@@ -71,28 +71,41 @@ async function fetchChecked(key) {
   return response.arrayBuffer();
 }
 
-async function loadCore() {
+/** The memory snapshot build.py made (Python started, the client imported), inflated. */
+async function fetchSnapshot() {
+  const response = await fetch(new URL(manifest.snapshot, ROOT), { integrity: manifest.snapshot_integrity });
+  if (!response.ok) throw new Error(`${manifest.snapshot}: HTTP ${response.status}`);
+  return new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+}
+
+async function startPyodide(snapshot) {
   const indexURL = new URL(manifest.pyodide, ROOT).href;
-  const lines = [];
+  return loadPyodide({
+    indexURL,
+    packageBaseUrl: indexURL, // never Pyodide's CDN, should a package be asked for
+    lockFileContents: manifest.pyodide_lock,
+    _loadSnapshot: snapshot,
+    stdout: (line) => console.log(line),
+    stderr: (line) => console.warn(line),
+  });
+}
+
+async function loadCore() {
+  // Restoring the snapshot skips starting Python and importing the client (seconds);
+  // should it fail, Python starts the ordinary way.
+  const started = fetchSnapshot().then(startPyodide).catch((e) => {
+    console.warn(`the Pyodide snapshot did not load (${e?.message ?? e}); starting Python`);
+    return startPyodide(undefined);
+  });
   const [pyodide, wheel, app] = await Promise.all([
-    loadPyodide({
-      indexURL,
-      packageBaseUrl: indexURL, // never Pyodide's CDN, should a package be asked for
-      lockFileContents: manifest.pyodide_lock,
-      stdout: (line) => lines.push(line),
-      stderr: (line) => lines.push(line),
-    }),
-    fetchChecked("wheel"),
-    fetchChecked("worker"),
-    initCrypto(),
-    initVault(),
+    started, fetchChecked("wheel"), fetchChecked("worker"), initCrypto(), initVault(),
   ]);
   performance.mark("core:pyodide");
   await registerCrypto(pyodide);
   await registerVault(pyodide);
+  // The files too: what the snapshot did not import is imported from them.
   pyodide.unpackArchive(wheel, "wheel");
   pyodide.unpackArchive(app, "zip");
-  // The imports (mls, corecrypto, the messenger) happen here, while the user types.
   const module = pyodide.pyimport("chatworker.browser");
   const made = module.start((text) => post({ type: "event", json: text }));
   module.destroy();

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -68,4 +69,8 @@ class Bridge:
 
 
 def start(post: Callable[[str], None]) -> Bridge:
+    # The worker may run from a memory snapshot made at build time: every copy would
+    # share the state of `random` (used for reconnection jitter only; keys come from
+    # the browser's CSPRNG). Reseed it from the OS.
+    random.seed()
     return Bridge(post)
