@@ -88,6 +88,17 @@ def valid_identity(credential: Credential, signature_key: bytes) -> bool:
     return bool(sep and user and device)
 
 
+def same_user(old: Credential, new: Credential) -> bool:
+    """Our resync rule (RFC 9420 §12.4.3.2): a new device of a user may replace a leaf
+    of another device of the same user (one that was wiped or lost; the delivery
+    service accepts it only for the same user, and members show it as a key change)."""
+    a, b = _identity(old), _identity(new)
+    if a is None or b is None:
+        return False
+    user = a.rpartition("/")[0]
+    return bool(user) and user == b.rpartition("/")[0]
+
+
 @dataclass
 class _StoredKeyPackage:
     bundle: KeyPackageBundle
@@ -148,7 +159,8 @@ class CoreCrypto:
         return _argon2id(password, salt, params)
 
     def _config(self) -> GroupConfig:
-        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity)
+        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity,
+                           same_client=same_user)
 
     # -- KeyPackages ------------------------------------------------------------------------
     def generate_key_packages(self, n: int, last_resort: bool = False) -> list[bytes]:
@@ -381,13 +393,18 @@ class CoreCrypto:
         leaves when :meth:`must_save_before_sending` says so."""
         gid = bytes(group_id)
         out = self._group(gid).encrypt(plaintext)
-        self._sent_since_save[gid] = self._sent_since_save.get(gid, 0) + 1
+        self._sent_since_save[gid] = self._sent_since(gid) + 1
         return out
+
+    def _sent_since(self, gid: bytes) -> int:
+        # A group never saved by this instance (new, joined, or loaded: the loaded
+        # state sits exactly at its reservation) has nothing reserved.
+        return self._sent_since_save.get(gid, RESERVED_GENERATIONS)
 
     def must_save_before_sending(self, group_id: bytes) -> bool:
         """Whether the last saved state of the group no longer reserves the
         generation of the message just encrypted (see :meth:`save_group_state`)."""
-        return self._sent_since_save.get(bytes(group_id), 0) >= RESERVED_GENERATIONS
+        return self._sent_since(bytes(group_id)) >= RESERVED_GENERATIONS
 
     def decrypt_message(self, group_id: bytes, ciphertext: bytes) -> tuple[str, bytes]:
         """(sender identity, plaintext) of an application message."""
@@ -498,6 +515,7 @@ class CoreCrypto:
         if g.cipher_suite.id != self.cs.id:
             raise CoreCryptoError("group state uses another cipher suite")
         self._groups[g.group_id] = g
+        self._sent_since_save.pop(g.group_id, None)
         return g.group_id
 
     def export_state(self, *, include_groups: bool = True) -> bytes:

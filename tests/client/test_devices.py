@@ -7,11 +7,14 @@ committing at once converge, and the trust layer sees every device."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from corecrypto.chat import SENT
+from corecrypto import ApplicationReceived
+from corecrypto.chat import SENT, gid_str, unb64
 from corecrypto.messenger import NO_HISTORY, Messenger
+from mls.errors import MLSError
 
 from .conftest import People, conversation, eventually, system_lines, texts
 
@@ -84,6 +87,45 @@ async def test_a_wiped_device_comes_back_and_its_old_leaf_is_removed(people: Peo
     await eventually(lambda: texts(bob, gid)[-1:] == ["back again"])
     await bob.send_text(gid, "welcome back")
     await eventually(lambda: texts(alice2, gid) == ["back again", "welcome back"])
+    # Post-compromise security: a copy of the wiped device's state, taken before the
+    # wipe, reads nothing sent after its leaf was removed, even with every ciphertext.
+    stolen, cursor = alice.core_, alice.cursors[gid]
+    r = await bob.transport.request("GET", f"/api/mls/messages/{gid_str(gid)}?after={cursor}",
+                                    token=bob.token)
+    read = []
+    for ev in r.body["messages"]:
+        with contextlib.suppress(MLSError):
+            got = stolen.process_message(gid, unb64(ev["data"]))
+            if isinstance(got, ApplicationReceived):
+                read.append(got.plaintext)
+    assert not any(b"welcome back" in p or b"back again" in p for p in read)
+    assert not stolen.is_active(gid)
+
+
+async def test_a_wiped_device_removes_its_old_leaf_itself_when_no_one_else_is_online(
+        people: People) -> None:
+    """Nobody else is online to remove the wiped device's leaf: the new device's
+    external commit removes it (resync, RFC 9420 §12.4.3.2)."""
+    alice, bob = await people("alice"), await people("bob")
+    gid = await conversation(alice, "Resync", bob)
+    await bob.stop()
+    old_identity = alice.identity
+    await alice.stop()
+    await alice.server_cleanup()()
+    alice2 = await people.device(alice)
+    await eventually(lambda: joined(alice2, gid), what="alice is back")
+    assert old_identity not in alice2.members(gid)
+    assert any(t.startswith("Your retired device") for t in system_lines(alice2, gid))
+    again = await Messenger.load(bob.transport, bob.store)
+    assert again is not None
+    people.made.append(again)
+    await again.sync()
+    assert sorted(again.members(gid)) == sorted([alice2.identity, bob.identity])
+    assert any("is back on a new device" in t for t in system_lines(again, gid))
+    assert again.core_.epoch_authenticator(gid) == alice2.core_.epoch_authenticator(gid)
+    again.start()
+    await alice2.send_text(gid, "I am back")
+    await eventually(lambda: texts(again, gid)[-1:] == ["I am back"])
 
 
 async def test_a_retired_device_is_removed_by_the_next_commit(people: People) -> None:

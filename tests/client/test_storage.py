@@ -124,9 +124,18 @@ async def test_no_sender_generation_reused_after_a_crash(people: People) -> None
     await again.sync()
     again.start()
     await again.send_text(gid, "after the crash")
+    # And a second crash right after that: a loaded state has nothing reserved beyond it.
+    crashed_again = snapshot(again.store)
     await eventually(lambda: texts(bob, gid)[-1:] == ["after the crash"], what="delivered")
-    assert not any("could not be decrypted" in t for t in system_lines(bob, gid))
     assert texts(again, gid) == ["before 0", "before 1", "before 2", "after the crash"]
+    await again.stop()
+    third = await Messenger.load(alice.transport, crashed_again)
+    assert third is not None
+    people.made.append(third)
+    await third.sync()
+    await third.send_text(gid, "after the second crash")
+    await eventually(lambda: texts(bob, gid)[-1:] == ["after the second crash"])
+    assert not any("could not be decrypted" in t for t in system_lines(bob, gid))
 
 
 async def test_a_crash_mid_batch_neither_loses_nor_doubles_lines(people: People) -> None:

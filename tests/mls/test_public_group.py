@@ -146,11 +146,14 @@ def test_external_commit_verification() -> None:
     assert result.removed_leaf is None
     check_next_group_info(pg, joined.commit, read_group_info(joined.group.group_info()), 2)
 
-    # A resync: the joiner removes a leaf and takes the leftmost blank one.
+    # A resync: the joiner removes a leaf and takes the leftmost blank one (the same),
+    # and is an active member there.
     bob2 = Signer.generate(CS, b"bob/2")
     resync = join_external(P, alice.group_info(), bob2, remove_prior=1)
     result = verify_external_commit(pg, resync.commit)
     assert result.removed_leaf == 1 and result.joiner.leaf_index == 1
+    alice.process(resync.commit)
+    assert resync.group.process(alice.encrypt(b"welcome back")).data == b"welcome back"
 
     # Signed by someone else than the new leaf.
     mallory = Signer.generate(CS, b"mallory/1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..credentials import Credential
 from ..crypto import CipherSuite
 from ..errors import (
     PendingCommitError,
@@ -158,11 +159,12 @@ class GroupBase:
             raise StateError("this group was reinitialized; continue in the new group (§11.2)")
         return st
 
-    def _check_list(self, st: GroupState, entries: Sequence[ProposalEntry], committer: Sender
-                    ) -> None:
+    def _check_list(self, st: GroupState, entries: Sequence[ProposalEntry], committer: Sender,
+                    joiner: Credential | None = None) -> None:
         check_proposal_list(
             st.cs, [(e.proposal, e.sender) for e in entries], committer, st.tree,
-            st.context.extensions, self.config, st.epoch, [e for e, _ in st.resumption_psks])
+            st.context.extensions, self.config, st.epoch, [e for e, _ in st.resumption_psks],
+            joiner)
 
     def merge_pending_commit(self) -> None:
         """The delivery service accepted our commit: enter the new epoch."""
