@@ -481,10 +481,8 @@ class ChatApp:
             return h("li", {"class": "history-start", "id": "history-start"},
                      h("button", {"type": "button", "class": "link", "id": "older-btn",
                                   "data-on-click": "older"}, "Show earlier messages"))
-        if v.get("joined_late"):
-            return h("li", {"class": "msg system history-start", "id": "history-start"},
-                     "No earlier messages on this device: a new device gets only what is "
-                     "sent after it joined.")
+        # A device that joined late: the core's first line says where its history
+        # starts (corecrypto.messenger.NO_HISTORY).
         return None
 
     async def on_older(self, _arg, _values):

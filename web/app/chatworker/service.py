@@ -58,7 +58,7 @@ def _server_error(e: MessengerError | TransportError, doing: str) -> RpcError:
     if isinstance(e, TransportError):
         return RpcError("offline", f"Could not reach the server while {doing}. "
                                    "Check the connection and try again.")
-    detail = str(e).partition(": ")[2] or str(e)
+    detail = str(e) or "refused"  # the server's explanation (no method or path)
     if e.status == 429:
         return RpcError("rate-limited", "Too many attempts. Wait a minute and try again.",
                         status=429)
