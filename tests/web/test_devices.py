@@ -70,12 +70,13 @@ def test_second_device_joins_every_conversation(app_server: Any) -> None:
         select_conversation(bob2.page, "Work")
         for page in (bob.page, bob2.page):
             wait(page, lambda page=page: "work, to both of bob" in texts(page), "received")
-        send(bob2.page, "from bob's second device")
-        wait(alice.page, lambda: "from bob's second device" in texts(alice.page), "alice got it")
+        send(bob2.page, "from the second device of bob")
+        wait(alice.page, lambda: "from the second device of bob" in texts(alice.page),
+             "alice got it")
         # Shown as bob on alice's side, as yours (other device) on bob's first device.
-        line = "#messages li.msg:has-text(\"from bob's second device\")"
+        line = "#messages li.msg:has-text('from the second device of bob')"
         assert alice.page.inner_text(f"{line} .sender") == bob.name
-        wait(bob.page, lambda: "from bob's second device" in texts(bob.page), "bob1 got it")
+        wait(bob.page, lambda: "from the second device of bob" in texts(bob.page), "bob1 got it")
         assert bob.page.inner_text(f"{line} .sender") == "You"
         assert bob.page.locator(f"{line} .device-note").count() == 1
 
