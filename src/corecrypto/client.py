@@ -10,30 +10,36 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mls.codec import Reader, Writer
 from mls.credentials import Credential, CredentialType
 from mls.crypto import CipherSuite, CryptoProvider, default_provider
 from mls.errors import DecodeError
+from mls.extensions import ExtensionType, find_extension
+from mls.framing import SenderType
 from mls.group import (
     ApplicationMessage,
     CommitMessage,
     Group,
     GroupConfig,
+    GroupState,
     KeyPackageBundle,
     OwnMessage,
     ProposalMessage,
     Signer,
     Status,
     create_key_package,
+    join_external,
     join_from_welcome,
 )
+from mls.group_info import GroupInfo
 from mls.key_package import KeyPackage
 from mls.message import MLSMessage
 from mls.private_message import PrivateMessage
 from mls.proposals import Add, ProposalType, Remove
 from mls.public_message import PublicMessage
+from mls.ratchet_tree import RatchetTree
 from mls.welcome import Welcome
 
 from .errors import (
@@ -57,6 +63,11 @@ from .results import (
 CLIENT_MAGIC = b"CCRY"
 CLIENT_VERSION = 1
 
+# Generations of our own application ratchet that a saved group state skips ahead of
+# the one in memory (see :meth:`CoreCrypto.save_group_state`). Small against the
+# receivers' maximum forward distance (1000) and out-of-order window (32).
+RESERVED_GENERATIONS = 16
+
 
 def _identity(credential: Credential | None) -> str | None:
     if credential is None or credential.credential_type != CredentialType.BASIC:
@@ -75,6 +86,17 @@ def valid_identity(credential: Credential, signature_key: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return bool(sep and user and device)
+
+
+def same_user(old: Credential, new: Credential) -> bool:
+    """Our resync rule (RFC 9420 §12.4.3.2): a new device of a user may replace a leaf
+    of another device of the same user (one that was wiped or lost; the delivery
+    service accepts it only for the same user, and members show it as a key change)."""
+    a, b = _identity(old), _identity(new)
+    if a is None or b is None:
+        return False
+    user = a.rpartition("/")[0]
+    return bool(user) and user == b.rpartition("/")[0]
 
 
 @dataclass
@@ -98,6 +120,11 @@ class CoreCrypto:
         self.signer = signer
         self._key_packages: dict[bytes, _StoredKeyPackage] = {}
         self._groups: dict[bytes, Group] = {}
+        # Groups we joined by external commit that the delivery service has not
+        # accepted yet (RFC 9420 §12.4.3.2: the joiner's state is only valid then).
+        self._joining: dict[bytes, Group] = {}
+        # Application messages encrypted since the group's last save_group_state.
+        self._sent_since_save: dict[bytes, int] = {}
 
     # -- identity ---------------------------------------------------------------------
     @classmethod
@@ -132,7 +159,8 @@ class CoreCrypto:
         return _argon2id(password, salt, params)
 
     def _config(self) -> GroupConfig:
-        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity)
+        return GroupConfig(clock=lambda: int(time.time()), credential_validator=valid_identity,
+                           same_client=same_user)
 
     # -- KeyPackages ------------------------------------------------------------------------
     def generate_key_packages(self, n: int, last_resort: bool = False) -> list[bytes]:
@@ -174,6 +202,7 @@ class CoreCrypto:
 
     def delete_group(self, group_id: bytes) -> None:
         self._groups.pop(bytes(group_id), None)
+        self._sent_since_save.pop(bytes(group_id), None)
 
     def create_group(self, group_id: bytes) -> None:
         gid = bytes(group_id)
@@ -229,6 +258,29 @@ class CoreCrypto:
         out = self._group(group_id).commit()
         return out.commit, out.welcome
 
+    def commit(self, group_id: bytes, *, add: Sequence[bytes] = (),
+               remove: Iterable[str] = (), include_pending: bool = True
+               ) -> tuple[bytes, bytes | None]:
+        """One commit adding the members of the KeyPackages ``add`` and removing
+        the identities ``remove`` (with a path: post-compromise security, §12.4),
+        plus the pending proposals: (commit, welcome or None). The commit is pending."""
+        g = self._group(group_id)
+        proposals: list[Add | Remove] = [Remove(self._leaf_of(g, i)) for i in remove]
+        proposals += [Add(self._parse_key_package(kp)) for kp in add]
+        out = g.commit(proposals, include_pending=include_pending)
+        return out.commit, out.welcome
+
+    def pending_commit_message(self, group_id: bytes) -> bytes | None:
+        """The bytes of our pending commit, if any."""
+        pc = self._group(group_id).state.pending_commit
+        return None if pc is None else pc.message
+
+    def pending_group_info(self, group_id: bytes) -> bytes:
+        """The signed GroupInfo (with ``external_pub`` and ``ratchet_tree``) of the
+        epoch our pending commit creates: the delivery service stores it with the
+        commit, for external joins (§12.4.3.2)."""
+        return self._group(group_id).pending_group_info()
+
     def leave_group(self, group_id: bytes) -> bytes:
         """A proposal to remove ourselves, for another member to commit."""
         return self._group(group_id).propose_leave()
@@ -268,9 +320,91 @@ class CoreCrypto:
             del self._key_packages[ref]  # one-time keys: forward secrecy of the init key
         return g.group_id
 
+    def join_by_external_commit(self, group_info: bytes, *,
+                                remove: str | None = None) -> tuple[bytes, bytes, bytes]:
+        """Start joining a group by external commit (§12.4.3.2) from its GroupInfo:
+        ``(group_id, commit, group_info)``, the last being the GroupInfo of the epoch
+        the commit creates (for the delivery service). ``remove`` is an identity
+        whose leaf the commit removes (resync: our own user's retired device).
+
+        The group stays staged until :meth:`confirm_external_join` (the delivery
+        service accepted the commit) or :meth:`abandon_external_join`."""
+        body, leaves = self._info_leaves(group_info)
+        if body.group_context.cipher_suite != self.cs.id:
+            raise CoreCryptoError("the group uses another cipher suite than this device")
+        remove_leaf = None
+        if remove is not None:
+            remove_leaf = next((i for i, ident in leaves if ident == remove), None)
+            if remove_leaf is None:
+                raise UnknownMemberError(f"{remove} is not a member of the group")
+        joined = join_external(self.provider, group_info, self.signer, remove_prior=remove_leaf,
+                               config=self._config())
+        gid = joined.group.group_id
+        if gid in self._groups:
+            raise GroupExistsError(f"group {gid.hex()} already exists on this client")
+        self._joining[gid] = joined.group
+        return gid, joined.commit, joined.group.group_info()
+
+    def _info_leaves(self, group_info: bytes) -> tuple[GroupInfo, list[tuple[int, str]]]:
+        msg = MLSMessage.deserialize(group_info)
+        body = msg.body
+        if not isinstance(body, GroupInfo):
+            raise WrongMessageTypeError(f"expected a GroupInfo, got {msg.wire_format.name}")
+        data = find_extension(body.extensions, ExtensionType.RATCHET_TREE)
+        if data is None:
+            raise CoreCryptoError("the GroupInfo carries no ratchet tree")
+        tree = RatchetTree.decode(CipherSuite(body.group_context.cipher_suite, self.provider),
+                                  data)
+        return body, [(i, _identity(leaf.credential) or "") for i, leaf in tree.leaves()]
+
+    def group_info_members(self, group_info: bytes) -> tuple[bytes, int, list[str]]:
+        """(group id, epoch, member identities in leaf order) of a GroupInfo with a
+        ``ratchet_tree`` extension (not verified: for planning a join only)."""
+        body, leaves = self._info_leaves(group_info)
+        ctx = body.group_context
+        return ctx.group_id, ctx.epoch, [ident for _, ident in leaves]
+
+    def stage_external_join(self, state: bytes) -> bytes:
+        """Restore a staged external join saved with :meth:`external_join_state`."""
+        g = Group.from_state(self.provider, state, self._config())
+        self._joining[g.group_id] = g
+        return g.group_id
+
+    def confirm_external_join(self, group_id: bytes) -> None:
+        """The delivery service accepted our external commit: the group is ours."""
+        g = self._joining.pop(bytes(group_id), None)
+        if g is None:
+            raise UnknownGroupError(f"no external join of {bytes(group_id).hex()} under way")
+        self._groups[g.group_id] = g
+
+    def abandon_external_join(self, group_id: bytes) -> None:
+        self._joining.pop(bytes(group_id), None)
+
+    def external_join_state(self, group_id: bytes) -> bytes:
+        """The staged group of an external join, to persist before the commit leaves."""
+        g = self._joining.get(bytes(group_id))
+        if g is None:
+            raise UnknownGroupError(f"no external join of {bytes(group_id).hex()} under way")
+        return self._reserved_state(g)
+
     # -- messages ------------------------------------------------------------------------------
     def encrypt_message(self, group_id: bytes, plaintext: bytes) -> bytes:
-        return self._group(group_id).encrypt(plaintext)
+        """An application message. Persist with :meth:`save_group_state` before it
+        leaves when :meth:`must_save_before_sending` says so."""
+        gid = bytes(group_id)
+        out = self._group(gid).encrypt(plaintext)
+        self._sent_since_save[gid] = self._sent_since(gid) + 1
+        return out
+
+    def _sent_since(self, gid: bytes) -> int:
+        # A group never saved by this instance (new, joined, or loaded: the loaded
+        # state sits exactly at its reservation) has nothing reserved.
+        return self._sent_since_save.get(gid, RESERVED_GENERATIONS)
+
+    def must_save_before_sending(self, group_id: bytes) -> bool:
+        """Whether the last saved state of the group no longer reserves the
+        generation of the message just encrypted (see :meth:`save_group_state`)."""
+        return self._sent_since(bytes(group_id)) >= RESERVED_GENERATIONS
 
     def decrypt_message(self, group_id: bytes, ciphertext: bytes) -> tuple[str, bytes]:
         """(sender identity, plaintext) of an application message."""
@@ -316,7 +450,8 @@ class CoreCrypto:
         updated = [_identity(leaf.credential) or "" for i in r.updated
                    if (leaf := g.member(i)) is not None]
         return CommitReceived(_identity(r.credential), r.epoch, added,
-                              [_identity(c) or "" for _, c in r.removed], updated, r.removed_self)
+                              [_identity(c) or "" for _, c in r.removed], updated, r.removed_self,
+                              external=r.sender.sender_type == SenderType.NEW_MEMBER_COMMIT)
 
     # -- inspection --------------------------------------------------------------------------------
     def members(self, group_id: bytes) -> list[str]:
@@ -343,12 +478,44 @@ class CoreCrypto:
     def export_group_state(self, group_id: bytes) -> bytes:
         return self._group(group_id).export_state()
 
+    def save_group_state(self, group_id: bytes) -> bytes:
+        """The group's state for storage, with our own application ratchet moved
+        :data:`RESERVED_GENERATIONS` ahead of the one in memory.
+
+        A device must never use a sender generation twice (RFC 9420 §9.2: the
+        receivers would reject the second message as a replay, and key/nonce reuse
+        breaks AES-GCM). Saving after every message would cost a state write per
+        message; instead, a saved state reserves the next generations, so after a
+        crash the device resumes *after* any generation it may have used, and the
+        state needs saving again only every :data:`RESERVED_GENERATIONS` messages
+        (:meth:`must_save_before_sending`). Receivers skip the unused generations
+        as out-of-order ones."""
+        gid = bytes(group_id)
+        data = self._reserved_state(self._group(gid))
+        self._sent_since_save[gid] = 0
+        return data
+
+    @staticmethod
+    def _reserved_state(g: Group) -> bytes:
+        def reserve(st: GroupState) -> GroupState:
+            tree = st.secret_tree.copy()
+            for _ in range(RESERVED_GENERATIONS):
+                tree.next_key(st.leaf_index, False)
+            return replace(st, secret_tree=tree)
+
+        st = reserve(g.state)
+        if st.pending_commit is not None:  # the epoch it creates starts reserved too
+            st = replace(st, pending_commit=replace(
+                st.pending_commit, next_state=reserve(st.pending_commit.next_state)))
+        return st.to_bytes()
+
     def import_group_state(self, state: bytes) -> bytes:
         """Restore (or replace) a group from :meth:`export_group_state`."""
         g = Group.from_state(self.provider, state, self._config())
         if g.cipher_suite.id != self.cs.id:
             raise CoreCryptoError("group state uses another cipher suite")
         self._groups[g.group_id] = g
+        self._sent_since_save.pop(g.group_id, None)
         return g.group_id
 
     def export_state(self, *, include_groups: bool = True) -> bytes:

@@ -36,6 +36,7 @@ class CommitReceived:
     updated: list[str] = field(default_factory=list)
     self_removed: bool = False
     own: bool = False
+    external: bool = False  # an external commit: ``sender`` joined by it (§12.4.3.2)
     kind: str = "commit"
 
 

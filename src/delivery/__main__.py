@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -19,19 +20,38 @@ from delivery.db import Database
 from delivery.errors import ConfigError
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus the re-raised signal: after a graceful shutdown on
+    SIGTERM or SIGINT uvicorn raises the signal again, whose default action kills the
+    process before ``atexit`` handlers run, and one of those stops the embedded
+    PostgreSQL. We exit normally instead (status 0: the shutdown was clean)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> None:
     from delivery.app import create_app  # noqa: PLC0415 - only `serve` needs the app
+    from delivery.connections import protocols  # noqa: PLC0415 - imports uvicorn internals
 
-    uvicorn.run(
+    http, ws = protocols(settings)
+    forwarded = args.forwarded_allow_ips or settings.forwarded_allow_ips
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        http=http,
+        ws=ws,
         ws_max_size=settings.max_ws_frame_bytes,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # X-Forwarded-For/-Proto only from proxies named in the configuration: trusted
+        # blindly, any client could pick the address its rate limits are counted for.
+        proxy_headers=forwarded is not None,
+        forwarded_allow_ips=forwarded or "",
         timeout_graceful_shutdown=5,
     )
+    _Server(config).run()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -50,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="load balancers whose X-Forwarded-For is trusted (for per-client limits)",
+        default=None,
+        help="reverse proxies whose X-Forwarded-For/-Proto are trusted (comma-separated "
+        "addresses or networks; default DS_FORWARDED_ALLOW_IPS, else none)",
     )
     sub.add_parser("migrate", help="apply the database migrations and exit")
     args = parser.parse_args(argv)

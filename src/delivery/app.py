@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from delivery import auth, groups, keypackages, ws
+from delivery import accounts, auth, groups, joins, keypackages, ws
 from delivery.config import Settings
 from delivery.db import Database, translate_db_error
 from delivery.errors import APIError, NotFound, PayloadTooLarge, ServiceUnavailable
@@ -32,6 +32,7 @@ from delivery.posting import Sequencer
 from delivery.ratelimit import DatabaseRateLimiter, MemoryRateLimiter
 from delivery.security import PasswordHasher
 from delivery.services import Services, services_of
+from delivery.throttle import LoginThrottle
 
 log = logging.getLogger("delivery")
 
@@ -286,7 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = await Database.open(settings)
-        hub = Hub(db)
+        hub = Hub(db, buffer_bytes=settings.ws_process_buffer_bytes)
         try:
             await hub.start()
             app.state.services = Services(
@@ -301,6 +302,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 shared_limits=DatabaseRateLimiter(db),
                 hub=hub,
                 sequencer=Sequencer(db, hub, settings.app_message_epoch_window),
+                login_throttle=LoginThrottle(db),
             )
             yield
         finally:
@@ -320,7 +322,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _install_error_handlers(app)
     app.include_router(auth.router)
+    app.include_router(accounts.router)
     app.include_router(keypackages.router)
+    # Before groups: /groups/joinable must not be taken for a group id.
+    app.include_router(joins.router)
     app.include_router(groups.router)
     app.include_router(ws.router)
 

@@ -84,6 +84,7 @@ _SESSION_SQL = """
     LEFT JOIN devices d ON d.id = s.device_pk
     WHERE s.token_hash = $1 AND s.expires_at > now()
       AND s.last_used_at > now() - make_interval(secs => $2)
+      AND d.retired_at IS NULL
 """
 _TOUCH_SQL = "UPDATE sessions SET last_used_at = now() WHERE id = $1"
 
@@ -278,25 +279,14 @@ async def register(
     return RegisterResponse(user_id=username)
 
 
-@router.post("/auth/login", response_model=LoginResponse)
-async def login(
-    body: LoginRequest, services: ServicesDep, conn_info: Annotated[str, Depends(client_address)]
-) -> LoginResponse:
-    """Exchange username and password for a bearer token (optionally bound to a device)."""
-    limits = services.settings.rate_limits
-    await services.shared_limits.check(f"login:ip:{conn_info}", limits.login, what="login attempts")
-    try:
-        username = normalize_username(body.username)
-    except BadRequest:
-        username = None
-    if username is not None:
-        await services.shared_limits.check(
-            f"login:user:{username}", limits.login, what="login attempts for this user"
-        )
+async def check_password(
+    services: Services, address: str, username: str, password: str
+) -> int:
+    """Verify ``username``'s password under the login throttle (:mod:`delivery.throttle`);
+    return the user's pk. Unknown users cost the same as wrong passwords and answer the
+    same 401."""
 
     async def fetch(conn: AsyncConnection) -> tuple[int, str] | None:
-        if username is None:
-            return None
         row = (
             await conn.execute(
                 select(users.c.id, users.c.password_hash).where(users.c.username == username)
@@ -305,25 +295,52 @@ async def login(
         return None if row is None else (row.id, row.password_hash)
 
     found = await services.db.read(fetch)
-    ok = await services.passwords.verify(found[1] if found else None, body.password)
-    if not ok or found is None or username is None:
+    throttle = services.login_throttle
+    trusted = await throttle.check(address, username, found[0] if found else None)
+    ok = await services.passwords.verify(found[1] if found else None, password)
+    if not ok or found is None:
+        await throttle.failed(address, username, trusted)
         raise Unauthorized("invalid username or password")
-    user_pk = found[0]
+    await throttle.succeeded(address, username, found[0])
+    return found[0]
+
+
+@router.post("/auth/login", response_model=LoginResponse)
+async def login(
+    body: LoginRequest, services: ServicesDep, conn_info: Annotated[str, Depends(client_address)]
+) -> LoginResponse:
+    """Exchange username and password for a bearer token (optionally bound to a device).
+
+    Throttled per (address, account) with growing delays, and per account for addresses
+    it never logged in from: an attacker elsewhere cannot lock the real user out."""
+    limits = services.settings.rate_limits
+    await services.shared_limits.check(f"login:ip:{conn_info}", limits.login, what="login attempts")
+    try:
+        username = normalize_username(body.username)
+    except BadRequest:
+        # Same cost and answer as a wrong password: no hint about what usernames exist.
+        await services.passwords.verify(None, body.password)
+        raise Unauthorized("invalid username or password") from None
+    user_pk = await check_password(services, conn_info, username, body.password)
     token = new_token()
     settings = services.settings
 
     async def create_session(conn: AsyncConnection) -> tuple[datetime, str | None]:
         device_pk: int | None = None
         if body.device_id is not None:
-            device_pk = (
+            device = (
                 await conn.execute(
-                    select(devices.c.id).where(
+                    select(devices.c.id, devices.c.retired_at).where(
                         devices.c.user_id == user_pk, devices.c.device_id == body.device_id
                     )
                 )
-            ).scalar()
-            if device_pk is None:
+            ).first()
+            if device is None:
                 raise Forbidden("device_id is not a device of this user", code="not_your_device")
+            if device.retired_at is not None:
+                raise Forbidden("this device was retired; register a new one",
+                                code="device_retired")
+            device_pk = device.id
         # Expired sessions of this user are garbage by now: clear them while we are here.
         await conn.execute(
             delete(sessions).where(
@@ -365,6 +382,7 @@ async def logout(principal: PrincipalDep, services: ServicesDep) -> Response:
         await conn.execute(delete(sessions).where(sessions.c.id == principal.session_id))
 
     await services.db.transaction(revoke)
+    services.hub.session_revoked(principal.session_id)
     return Response(status_code=204)
 
 
@@ -412,13 +430,13 @@ async def register_device(
         count = (
             await conn.execute(
                 select(func.count()).select_from(devices).where(
-                    devices.c.user_id == principal.user_pk
+                    devices.c.user_id == principal.user_pk, devices.c.retired_at.is_(None)
                 )
             )
         ).scalar_one()
         if count >= MAX_DEVICES_PER_USER:
-            raise Conflict(f"a user may have at most {MAX_DEVICES_PER_USER} devices",
-                           code="too_many_devices")
+            raise Conflict(f"a user may have at most {MAX_DEVICES_PER_USER} active devices; "
+                           "retire one", code="too_many_devices")
         clash = (
             await conn.execute(select(devices.c.id).where(devices.c.signature_key == key))
         ).first()
@@ -476,8 +494,8 @@ async def register_device(
 async def key_directory(
     user_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> DeviceDirectory:
-    """The key directory: a user's devices and identity keys, to check MLS credentials
-    and compute safety numbers."""
+    """The key directory: a user's active devices and identity keys, to check MLS
+    credentials and compute safety numbers (retired devices are not listed)."""
     del principal  # any authenticated user may look up anyone's public keys
     username = normalize_username(user_id)
 
@@ -489,7 +507,9 @@ async def key_directory(
             raise NotFound(f"no user {username!r}", code="unknown_user")
         rows = (
             await conn.execute(
-                select(devices).where(devices.c.user_id == user_pk).order_by(devices.c.id)
+                select(devices)
+                .where(devices.c.user_id == user_pk, devices.c.retired_at.is_(None))
+                .order_by(devices.c.id)
             )
         ).all()
         return DeviceDirectory(

@@ -84,8 +84,27 @@ class Settings:
     ws_auth_timeout_seconds: float = 10.0
     # How often an open WebSocket re-checks its session (logout and expiry end it).
     ws_reauth_seconds: float = 60.0
-    ws_queue_max: int = 2000
+    # Bytes queued for one WebSocket (an empty queue takes any one frame) and for all
+    # WebSockets of the process; a socket that takes no frame for ws_stall_seconds is
+    # closed (1013) and resumes from its cursors.
+    ws_buffer_bytes: int = 4 * 1024 * 1024
+    ws_process_buffer_bytes: int = 256 * 1024 * 1024
+    ws_stall_seconds: float = 30.0
     ws_max_connections_per_device: int = 8
+    # A request head larger than this is refused (431); one not complete this many
+    # seconds after the connection opened or its first byte arrived is refused (408),
+    # and so is a body not complete in body_timeout_seconds.
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    # A page of messages or Welcomes stops after this many bytes (at least one item).
+    page_max_bytes: int = 4 * 1024 * 1024
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are trusted (comma-separated
+    # addresses or networks, "*" for any); none by default: the peer address counts.
+    forwarded_allow_ips: str | None = None
+    # Invitations to join a group by external commit.
+    invitation_default_seconds: int = 7 * 24 * 3600
+    invitation_max_seconds: int = 30 * 24 * 3600
     # A fixed pool: overflow connections are opened under load and closed right after,
     # and a PostgreSQL connection costs milliseconds to open; requests rather queue for
     # a pooled one.
@@ -148,7 +167,22 @@ class Settings:
             session_absolute_seconds=integer(
                 "DS_SESSION_ABSOLUTE_SECONDS", defaults.session_absolute_seconds, 1
             ),
-            ws_queue_max=integer("DS_WS_QUEUE_MAX", defaults.ws_queue_max, 16),
+            ws_buffer_bytes=integer("DS_WS_BUFFER_BYTES", defaults.ws_buffer_bytes, 64 * 1024),
+            ws_process_buffer_bytes=integer(
+                "DS_WS_PROCESS_BUFFER_BYTES", defaults.ws_process_buffer_bytes, 1024 * 1024
+            ),
+            ws_stall_seconds=float(
+                integer("DS_WS_STALL_SECONDS", int(defaults.ws_stall_seconds), 1)
+            ),
+            max_header_bytes=integer("DS_MAX_HEADER_BYTES", defaults.max_header_bytes, 1024),
+            header_timeout_seconds=float(
+                integer("DS_HEADER_TIMEOUT_SECONDS", int(defaults.header_timeout_seconds), 1)
+            ),
+            body_timeout_seconds=float(
+                integer("DS_BODY_TIMEOUT_SECONDS", int(defaults.body_timeout_seconds), 1)
+            ),
+            page_max_bytes=integer("DS_PAGE_MAX_BYTES", defaults.page_max_bytes, 1024),
+            forwarded_allow_ips=e.get("DS_FORWARDED_ALLOW_IPS") or None,
             ws_auth_timeout_seconds=float(
                 integer("DS_WS_AUTH_TIMEOUT_SECONDS", int(defaults.ws_auth_timeout_seconds), 1)
             ),

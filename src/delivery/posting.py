@@ -29,23 +29,32 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from delivery.access import access_of, refuse_non_member, unknown_group
 from delivery.db import Database
 from delivery.encoding import encode_group_id
-from delivery.errors import APIError, BadRequest, Conflict, Forbidden, NotFound
+from delivery.errors import APIError, BadRequest, Conflict, Forbidden
 from delivery.hub import Hub
 from delivery.membership import CommitPlan, Member, parse_identity, plan_commit
 from delivery.mlsparse import (
     MessageSummary,
     ProposalSummary,
+    PublicGroup,
     WelcomeSummary,
+    check_group_info_follows,
+    parse_group_info,
     parse_group_message,
     parse_welcome,
+    verify_external_join,
+    verify_member_signature,
 )
 from delivery.principal import DevicePrincipal
 
@@ -84,14 +93,32 @@ _PROPOSALS = """
       AND proposal_ref = ANY($3::bytea[])
 """
 _MEMBERS = """
-    SELECT id, device_id, leaf_index FROM mls_group_members
-    WHERE group_id = $1 AND removed_seq IS NULL
+    SELECT m.id, m.device_id, m.leaf_index, m.user_id, d.retired_at IS NOT NULL AS retired,
+           u.username, d.device_id AS public_device_id, d.signature_key
+    FROM mls_group_members m
+    JOIN devices d ON d.id = m.device_id
+    JOIN users u ON u.id = d.user_id
+    WHERE m.group_id = $1 AND m.removed_seq IS NULL
 """
 _DEVICES = """
-    SELECT d.id, d.user_id, u.username, d.device_id FROM devices d
-    JOIN users u ON u.id = d.user_id WHERE u.username = ANY($1::text[])
+    SELECT d.id, d.user_id, u.username, d.device_id, d.signature_key, d.cipher_suite,
+           d.retired_at IS NOT NULL AS retired
+    FROM devices d JOIN users u ON u.id = d.user_id WHERE u.username = ANY($1::text[])
 """
-_REMOVE_MEMBER = "UPDATE mls_group_members SET removed_seq = $2 WHERE id = $1"
+_REMOVE_MEMBER = """
+    UPDATE mls_group_members SET removed_seq = $2, removed_retired = $3 WHERE id = $1
+"""
+_STORED_GROUP_INFO = "SELECT epoch, data FROM mls_group_infos WHERE group_id = $1"
+_SAVE_GROUP_INFO = """
+    INSERT INTO mls_group_infos (group_id, epoch, data) VALUES ($1, $2, $3)
+    ON CONFLICT (group_id) DO UPDATE SET epoch = EXCLUDED.epoch, data = EXCLUDED.data,
+                                         updated_at = now()
+"""
+# A user who gains a device in the group no longer needs the invitations they hold.
+_CONSUME_INVITATIONS = """
+    UPDATE mls_invitations SET consumed_at = now(), consumed_by_device = $3
+    WHERE group_id = $1 AND user_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL
+"""
 _ADD_MEMBER = """
     INSERT INTO mls_group_members (group_id, user_id, device_id, leaf_index, joined_epoch,
                                    joined_seq, key_package_ref, welcomed)
@@ -126,16 +153,15 @@ _STORE_MANY = """
 _SET_HEAD = "UPDATE mls_groups SET last_seq = $2, epoch = $3, updated_at = now() WHERE id = $1"
 _WELCOME_TARGETS = """
     SELECT m.id, m.group_id, m.device_id, m.joined_epoch, m.key_package_ref, m.welcomed,
-           g.group_id AS group_bytes, u.username, d.device_id AS public_device_id
+           g.group_id AS group_bytes, u.username, d.device_id AS public_device_id,
+           EXISTS (SELECT 1 FROM mls_group_members p
+                   WHERE p.group_id = m.group_id AND p.device_id = $2
+                     AND p.removed_seq IS NULL) AS poster_member
     FROM mls_group_members m
     JOIN mls_groups g ON g.id = m.group_id
     JOIN devices d ON d.id = m.device_id
     JOIN users u ON u.id = d.user_id
     WHERE m.key_package_ref = ANY($1::bytea[]) AND m.removed_seq IS NULL
-"""
-_LEAF_OF = """
-    SELECT leaf_index FROM mls_group_members
-    WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL
 """
 _WELCOMED_COUNT = """
     SELECT count(*) FROM mls_group_members WHERE id = ANY($1::bigint[]) AND welcomed
@@ -175,6 +201,7 @@ class Outcome:
     seq: int | None = None
     welcomes: list[tuple[int, int]] = field(default_factory=list)  # (device pk, inbox seq)
     joined_device: int | None = None  # a device that joined by external commit
+    seated_users: list[int] = field(default_factory=list)  # users that gained a device
 
     def announce(self, hub: Hub) -> None:
         """Push to local streams and NOTIFY the other processes (after COMMIT only)."""
@@ -184,6 +211,9 @@ class Outcome:
             hub.welcome_committed(device_pk, inbox_seq)
         if self.joined_device is not None:
             hub.device_changed(self.joined_device)
+        if self.group_pk is not None:
+            for user_pk in self.seated_users:
+                hub.announce_joinable(user_pk, self.group_pk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +226,38 @@ class Submission:
     digest: bytes
     welcome: WelcomeSummary | None
     welcome_data: bytes | None
+    # A commit's GroupInfo of the epoch it creates, read and self-verified.
+    group_info: PublicGroup | None = None
+    group_info_data: bytes | None = None
+
+
+class GroupInfoCache:
+    """Parsed stored GroupInfos by group (LRU): a group's commits would otherwise
+    parse and verify the same GroupInfo again each time."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[int, tuple[bytes, PublicGroup]] = OrderedDict()
+
+    def get(self, group_pk: int, data: bytes) -> PublicGroup:
+        """The parsed GroupInfo ``data`` of the group (verified once)."""
+        digest = hashlib.sha256(data).digest()
+        hit = self._items.get(group_pk)
+        if hit is not None and hmac.compare_digest(hit[0], digest):
+            self._items.move_to_end(group_pk)
+            return hit[1]
+        group = parse_group_info(data)
+        self._items[group_pk] = (digest, group)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return group
+
+    def put(self, group_pk: int, data: bytes, group: PublicGroup) -> None:
+        """Remember a GroupInfo this process just verified and stored."""
+        self._items[group_pk] = (hashlib.sha256(data).digest(), group)
+        self._items.move_to_end(group_pk)
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
 
 
 # -- authorization --------------------------------------------------------------------
@@ -294,24 +356,77 @@ async def _commit_proposals(
     return ordered
 
 
-async def _resolve_devices(
-    conn: asyncpg.Connection[Any], identities: list[bytes]
-) -> dict[bytes, tuple[int, int]]:
-    """Map credential identities to (device pk, user pk); unknown ones are a 400."""
-    wanted = {ident: parse_identity(ident) for ident in identities}
+@dataclass(frozen=True, slots=True)
+class _Device:
+    """A registered device as the key directory knows it."""
+
+    pk: int
+    user_pk: int
+    identity: bytes
+    signature_key: bytes
+
+
+async def _check_adds(
+    conn: asyncpg.Connection[Any], adds: list[ProposalSummary], cipher_suite: int
+) -> dict[bytes, _Device]:
+    """The key-directory rule for Adds, as for uploads: each added KeyPackage names an
+    active registered device (``<user_id>/<device_id>``) of the group's cipher suite and
+    carries that device's registered signature key. Returns the devices by identity;
+    any violation refuses the whole message (400)."""
+    wanted: dict[bytes, tuple[str, str]] = {}
+    for p in adds:
+        if p.added_identity is None or p.added_key_package is None:
+            raise BadRequest("an Add proposal without a basic credential", code="invalid_mls")
+        wanted[p.added_identity] = parse_identity(p.added_identity)
     if not wanted:
         return {}
     rows = await conn.fetch(_DEVICES, sorted({u for u, _ in wanted.values()}))
-    known = {(r["username"], r["device_id"]): (r["id"], r["user_id"]) for r in rows}
-    out: dict[bytes, tuple[int, int]] = {}
-    for ident, key in wanted.items():
-        if key not in known:
+    known = {(r["username"], r["device_id"]): r for r in rows}
+    out: dict[bytes, _Device] = {}
+    for p in adds:
+        assert p.added_identity is not None and p.added_key_package is not None
+        name = p.added_identity.decode()
+        row = known.get(wanted[p.added_identity])
+        if row is None:
             raise BadRequest(
-                f"an Add proposal names {ident.decode()!r}, which is not a registered device",
+                f"an Add proposal names {name!r}, which is not a registered device",
                 code="unknown_device",
             )
-        out[ident] = known[key]
+        if row["retired"]:
+            raise BadRequest(f"an Add proposal names {name!r}, a retired device",
+                             code="retired_device")
+        if not hmac.compare_digest(p.added_key_package.signature_key, row["signature_key"]):
+            raise BadRequest(
+                f"the KeyPackage added for {name!r} does not carry that device's registered "
+                "signature key",
+                code="key_mismatch",
+            )
+        if row["cipher_suite"] != cipher_suite:
+            raise BadRequest(f"{name!r} uses another cipher suite than the group",
+                             code="cipher_suite_mismatch")
+        out[p.added_identity] = _Device(row["id"], row["user_id"], p.added_identity,
+                                        row["signature_key"])
     return out
+
+
+def check_tree_members(group_info: PublicGroup, expected: dict[int, tuple[bytes, bytes]]) -> None:
+    """The GroupInfo's tree holds exactly the devices the server's membership says,
+    each leaf with its device's identity and registered signature key."""
+    tree = {m.leaf_index: m for m in group_info.members()}
+    if set(tree) != set(expected):
+        raise BadRequest(
+            f"the GroupInfo's tree has members at leaves {sorted(tree)}, but after this "
+            f"commit the group has members at leaves {sorted(expected)}",
+            code="invalid_group_info",
+        )
+    for leaf, (identity, key) in expected.items():
+        member = tree[leaf]
+        if member.identity != identity or not hmac.compare_digest(member.signature_key, key):
+            raise BadRequest(
+                f"the GroupInfo's leaf {leaf} is not {identity.decode()!r} with its registered "
+                "signature key",
+                code="invalid_group_info",
+            )
 
 
 def _check_welcome(welcome: WelcomeSummary, group: GroupState, plan: CommitPlan) -> None:
@@ -359,8 +474,42 @@ async def deliver_welcome(
     return delivered
 
 
+async def _stored_group_info(
+    conn: asyncpg.Connection[Any], group: GroupState, cache: GroupInfoCache
+) -> PublicGroup | None:
+    """The stored GroupInfo of the group's current epoch, if there is one."""
+    row = await conn.fetchrow(_STORED_GROUP_INFO, group.pk)
+    if row is None or row["epoch"] != group.epoch:
+        return None
+    try:
+        return cache.get(group.pk, row["data"])
+    except BadRequest as exc:  # stored after verification: a library change broke it
+        log.warning("stored GroupInfo of group %d no longer parses: %s", group.pk, exc.detail)
+        return None
+
+
+async def _refuse_outsider(
+    conn: asyncpg.Connection[Any], group: GroupState, device: DevicePrincipal, joining: bool
+) -> None:
+    """For a device that holds no leaf: may it join (an external commit or a new-member
+    proposal, by its user's seat or an invitation)? Raises if not."""
+    access = await access_of(conn, group.pk, device.device_pk, device.user_pk)
+    if not joining:
+        raise refuse_non_member(access, group.group_id)
+    if access.may_join:
+        return
+    if access.knows_group:
+        raise Forbidden(
+            "this device may not join the group: its user has no seat in it and no "
+            "invitation",
+            code="not_authorized",
+        )
+    raise unknown_group(group.group_id)
+
+
 async def _accept_one(
-    conn: asyncpg.Connection[Any], group: GroupState, sub: Submission, window: int
+    conn: asyncpg.Connection[Any], group: GroupState, sub: Submission, window: int,
+    cache: GroupInfoCache,
 ) -> Outcome:
     """Validate and store one message. Everything that can refuse it runs before its
     first write, so a refused message leaves nothing behind in the batch's transaction."""
@@ -375,38 +524,96 @@ async def _accept_one(
     assert check is not None
     if check["dup_seq"] is not None:
         return await _duplicate(conn, group, check["dup_seq"], device)
-    authorize(summary, check["leaf"], group, window)
-
-    seq = group.last_seq + 1
-    new_epoch = group.epoch
-    plan: CommitPlan | None = None
-    joiners: dict[bytes, tuple[int, int]] = {}
+    leaf = check["leaf"]
+    joining = summary.sender_type in {"new_member_commit", "new_member_proposal"}
+    if leaf is None:
+        await _refuse_outsider(conn, group, device, joining)
+    authorize(summary, leaf, group, window)
+    if summary.content_type == "application":
+        plan, joiners, new_epoch, current = None, {}, group.epoch, None
+    else:
+        current = await _stored_group_info(conn, group, cache)
+        if summary.sender_type == "member" and current is not None:
+            verify_member_signature(current, sub.data)
+        joiners = await _check_adds(
+            conn, [p for p in summary.proposals if p.proposal_type == "add"], group.cipher_suite
+        )
+        if summary.sender_type == "new_member_proposal" and device.identity not in joiners:
+            raise BadRequest("a new-member proposal must add the posting device itself",
+                             code="invalid_mls")
+        plan, new_epoch = None, group.epoch
     if summary.content_type == "commit":
+        if summary.sender_type == "new_member_commit":
+            # Authorized above; an invitation that was the reason is consumed below.
+            if current is None:
+                raise Conflict(
+                    "the group has no GroupInfo of its current epoch to verify an external "
+                    "commit against; a member's next commit provides one",
+                    code="no_group_info",
+                )
+            joined = verify_external_join(current, sub.data)
+            if joined.joiner.identity != device.identity or not hmac.compare_digest(
+                joined.joiner.signature_key, device.signature_key
+            ):
+                raise BadRequest(
+                    "the external commit's new leaf must be this device: credential "
+                    f"{device.identity.decode()!r} with its registered signature key",
+                    code="invalid_external_commit",
+                )
+            committer_leaf = joined.joiner.leaf_index
+        else:
+            assert summary.sender_leaf is not None
+            committer_leaf = summary.sender_leaf
         proposals = await _commit_proposals(conn, group, sub)
-        members = [
-            Member(r["id"], r["device_id"], r["leaf_index"])
-            for r in await conn.fetch(_MEMBERS, group.pk)
-        ]
-        plan = plan_commit(summary.sender_type, proposals, members, device.device_pk)
-        joiners = await _resolve_devices(conn, [j.identity for j in plan.added])
+        rows = await conn.fetch(_MEMBERS, group.pk)
+        members = [Member(r["id"], r["device_id"], r["leaf_index"], r["user_id"], r["retired"])
+                   for r in rows]
+        plan = plan_commit(summary.sender_type, proposals, members, device.device_pk,
+                           device.user_pk)
+        joiners = await _check_adds(
+            conn, [p for p in proposals if p.proposal_type == "add"], group.cipher_suite
+        )
         staying = {m.device_pk for m in members} - {m.device_pk for m in plan.removed}
-        for identity, (joiner_pk, _) in joiners.items():
-            if joiner_pk in staying:
+        for identity, joiner in joiners.items():
+            if joiner.pk in staying:
                 raise BadRequest(
                     f"the commit adds {identity.decode()!r}, which is already a member",
                     code="invalid_commit",
                 )
+        if plan.external_joiner_leaf is not None and plan.external_joiner_leaf != committer_leaf:
+            raise BadRequest(
+                f"the external commit's leaf {committer_leaf} is not the leftmost free leaf "
+                f"{plan.external_joiner_leaf}",
+                code="invalid_external_commit",
+            )
         if sub.welcome is not None:
             _check_welcome(sub.welcome, group, plan)
+        # The GroupInfo of the new epoch: it follows this commit and its tree holds
+        # exactly the members the server now tracks, with their registered keys.
+        assert sub.group_info is not None
+        check_group_info_follows(current, sub.data, sub.group_info, committer_leaf)
+        removed = {m.row_id for m in plan.removed}
+        expected = {
+            r["leaf_index"]: (f"{r['username']}/{r['public_device_id']}".encode(),
+                              bytes(r["signature_key"]))
+            for r in rows if r["id"] not in removed
+        }
+        for j in plan.added:
+            expected[j.leaf_index] = (j.identity, joiners[j.identity].signature_key)
+        if plan.external_joiner_leaf is not None:
+            expected[plan.external_joiner_leaf] = (device.identity, device.signature_key)
+        check_tree_members(sub.group_info, expected)
         new_epoch = group.epoch + 1
 
     # -- from here on nothing refuses the message: write it --
+    seq = group.last_seq + 1
     await conn.execute(
         _STORE, group.pk, seq, new_epoch, device.device_pk, summary.sender_leaf,
         summary.content_type, sub.data, sub.digest, summary.epoch, summary.proposal_ref,
     )
     welcomed: list[str] = []
     deliveries: list[tuple[int, int]] = []
+    seated: list[int] = []
     if plan is not None:
         rows_by_ref = await _apply_plan(conn, group, plan, joiners, device, seq, new_epoch)
         if sub.welcome is not None and sub.welcome_data is not None:
@@ -418,6 +625,13 @@ async def _accept_one(
             deliveries = await deliver_welcome(
                 conn, group.pk, sub.welcome_data, recipients, device.device_pk
             )
+        seated = sorted({joiners[j.identity].user_pk for j in plan.added}
+                        | ({device.user_pk} if plan.external_joiner_leaf is not None else set()))
+        for user_pk in seated:
+            await conn.execute(_CONSUME_INVITATIONS, group.pk, user_pk, device.device_pk)
+        assert sub.group_info is not None and sub.group_info_data is not None
+        await conn.execute(_SAVE_GROUP_INFO, group.pk, new_epoch, sub.group_info_data)
+        cache.put(group.pk, sub.group_info_data, sub.group_info)
     group.last_seq, group.epoch = seq, new_epoch
     accepted = Accepted(
         group_id=encode_group_id(group.group_id),
@@ -429,8 +643,8 @@ async def _accept_one(
         welcomed=welcomed,
     )
     external = plan is not None and plan.external_joiner_leaf is not None
-    joined = device.device_pk if external else None
-    return Outcome(accepted, group.pk, seq, deliveries, joined)
+    joined_device = device.device_pk if external else None
+    return Outcome(accepted, group.pk, seq, deliveries, joined_device, seated)
 
 
 async def _duplicate(
@@ -460,23 +674,23 @@ async def _apply_plan(
     conn: asyncpg.Connection[Any],
     group: GroupState,
     plan: CommitPlan,
-    joiners: dict[bytes, tuple[int, int]],
+    joiners: dict[bytes, _Device],
     device: DevicePrincipal,
     seq: int,
     new_epoch: int,
 ) -> dict[bytes, tuple[int, int, bytes]]:
     """Write the membership change; return the new rows by KeyPackageRef."""
     for member in plan.removed:
-        await conn.execute(_REMOVE_MEMBER, member.row_id, seq)
+        await conn.execute(_REMOVE_MEMBER, member.row_id, seq, member.retired)
     by_ref: dict[bytes, tuple[int, int, bytes]] = {}
     for joiner in plan.added:
-        device_pk, user_pk = joiners[joiner.identity]
+        added = joiners[joiner.identity]
         row_id = await conn.fetchval(
-            _ADD_MEMBER, group.pk, user_pk, device_pk, joiner.leaf_index, new_epoch, seq,
+            _ADD_MEMBER, group.pk, added.user_pk, added.pk, joiner.leaf_index, new_epoch, seq,
             joiner.key_package_ref, False,
         )
         if joiner.key_package_ref is not None:
-            by_ref[joiner.key_package_ref] = (row_id, device_pk, joiner.identity)
+            by_ref[joiner.key_package_ref] = (row_id, added.pk, joiner.identity)
     if plan.external_joiner_leaf is not None:
         # An external joiner built the group state itself: no Welcome is coming.
         await conn.execute(
@@ -496,10 +710,14 @@ class _Batch:
     after it.
     """
 
-    def __init__(self, conn: asyncpg.Connection[Any], group: GroupState, window: int) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection[Any], group: GroupState, window: int,
+        cache: GroupInfoCache,
+    ) -> None:
         self.conn = conn
         self.group = group
         self.window = window
+        self.cache = cache
         self.leaves: dict[int, int] = {}
         self.seen: dict[bytes, tuple[int, int, str, int]] = {}  # digest -> seq, epoch, ...
         self.rows: list[tuple[Any, ...]] = []
@@ -508,7 +726,8 @@ class _Batch:
         if len(subs) == 1:
             # Alone (the common case across many groups): two statements, not five.
             try:
-                return [await _accept_one(self.conn, self.group, subs[0], self.window)]
+                return [await _accept_one(self.conn, self.group, subs[0], self.window,
+                                          self.cache)]
             except APIError as exc:
                 return [exc]
         devices = sorted({s.device.device_pk for s in subs})
@@ -518,9 +737,10 @@ class _Batch:
         results: list[Outcome | APIError] = []
         for sub in subs:
             try:
-                if sub.summary.content_type == "commit":
+                if not self._plain(sub):
                     await self.flush()
-                    outcome = await _accept_one(self.conn, self.group, sub, self.window)
+                    outcome = await _accept_one(self.conn, self.group, sub, self.window,
+                                                self.cache)
                     if not outcome.accepted.duplicate:
                         a = outcome.accepted
                         self.seen[sub.digest] = (a.seq, a.epoch, a.content_type,
@@ -533,6 +753,13 @@ class _Batch:
                 results.append(exc)
         await self.flush()
         return results
+
+    def _plain(self, sub: Submission) -> bool:
+        """Whether the fast path takes it: an application message of a member. Handshake
+        messages are verified against the stored GroupInfo, and a non-member's post is
+        answered according to what it may know of the group."""
+        return (sub.summary.content_type == "application"
+                and sub.device.device_pk in self.leaves)
 
     async def _load_leaves(self, devices: list[int]) -> None:
         rows = await self.conn.fetch(_LEAVES, self.group.pk, devices)
@@ -592,6 +819,7 @@ class Sequencer:
         self._window = epoch_window
         self._queues: dict[bytes, list[_Waiting]] = {}
         self._runners: set[asyncio.Task[None]] = set()
+        self._group_infos = GroupInfoCache()
 
     async def submit(self, submission: Submission) -> Outcome:
         """Queue a message for its group's next transaction; wait until it committed."""
@@ -626,14 +854,14 @@ class Sequencer:
                 _settle(waiting, gone)
 
     async def _run_batch(self, key: bytes, batch: list[_Waiting]) -> None:
-        window = self._window
+        window, cache = self._window, self._group_infos
 
         async def work(conn: asyncpg.Connection[Any]) -> list[Outcome | APIError]:
             row = await conn.fetchrow(_LOCK, key)
             if row is None:
-                raise NotFound(f"no group {encode_group_id(key)}", code="unknown_group")
+                raise unknown_group(key)
             group = GroupState(row["id"], key, row["cipher_suite"], row["epoch"], row["last_seq"])
-            return await _Batch(conn, group, window).run([w.submission for w in batch])
+            return await _Batch(conn, group, window, cache).run([w.submission for w in batch])
 
         try:
             results = await self._db.raw_transaction(work)
@@ -674,45 +902,92 @@ def _settle(waiting: _Waiting, result: Outcome | APIError) -> None:
 
 
 async def post_message(
-    sequencer: Sequencer, device: DevicePrincipal, data: bytes, welcome_data: bytes | None
+    sequencer: Sequencer,
+    device: DevicePrincipal,
+    data: bytes,
+    welcome_data: bytes | None,
+    group_info_data: bytes | None,
 ) -> Accepted:
-    """Parse, then accept one group message (and its Welcome) in its group's next batch."""
+    """Parse, then accept one group message (and its Welcome and GroupInfo) in its
+    group's next batch."""
     # Parsing needs the suite before the group is known; a device only joins groups of
     # its own suite, which the transaction checks.
-    summary = parse_group_message(data, device.cipher_suite)
+    summary = parse_group_message(data, device.cipher_suite, int(time.time()))
     welcome = parse_welcome(welcome_data) if welcome_data is not None else None
     if welcome is not None and summary.content_type != "commit":
         raise BadRequest("a Welcome can only accompany a commit", code="welcome_without_commit")
+    group_info = None
+    if summary.content_type == "commit":
+        if group_info_data is None:
+            raise BadRequest(
+                "a commit must be posted with group_info, the GroupInfo of the epoch it "
+                "creates (with the ratchet_tree and external_pub extensions)",
+                code="group_info_required",
+            )
+        group_info = parse_group_info(group_info_data)
+    elif group_info_data is not None:
+        raise BadRequest("group_info belongs to commits only", code="group_info_unexpected")
     submission = Submission(
-        device, data, summary, hashlib.sha256(data).digest(), welcome, welcome_data
+        device, data, summary, hashlib.sha256(data).digest(), welcome, welcome_data,
+        group_info, group_info_data,
     )
     outcome = await sequencer.submit(submission)
     return outcome.accepted
 
 
-async def post_welcome(
-    db: Database, hub: Hub, device: DevicePrincipal, welcome_data: bytes
-) -> tuple[str, list[str]]:
-    """Route a Welcome to the devices that accepted commits added with its KeyPackages;
-    returns the group id and the identities it went to."""
-    welcome = parse_welcome(welcome_data)
-    if not welcome.new_member_refs:
-        raise BadRequest("the Welcome names no new members", code="invalid_mls")
-
-    async def work(conn: asyncpg.Connection[Any]) -> tuple[str, list[str], list[tuple[int, int]]]:
-        rows = await conn.fetch(_WELCOME_TARGETS, welcome.new_member_refs)
-        found = {r["key_package_ref"]: r for r in rows}
-        missing = [r for r in welcome.new_member_refs if r not in found]
+def _welcome_group(
+    rows: list[asyncpg.Record], refs: list[bytes], group_id: bytes | None
+) -> list[asyncpg.Record]:
+    """The membership rows of the one group a Welcome is for. A last-resort KeyPackage
+    may be added to several groups, so its ref alone does not name the group: it is
+    the group whose accepted commit added every new member of the Welcome, the poster
+    being a member, not welcomed yet (or the one ``group_id`` names)."""
+    by_group: dict[int, list[asyncpg.Record]] = {}
+    for r in rows:
+        if group_id is None or r["group_bytes"] == group_id:
+            by_group.setdefault(r["group_id"], []).append(r)
+    complete = {g: rs for g, rs in by_group.items()
+                if {r["key_package_ref"] for r in rs} >= set(refs)}
+    if not complete:
+        found = {r["key_package_ref"] for r in rows}
+        missing = [ref for ref in refs if ref not in found]
         if missing:
             raise Conflict(
                 f"no accepted commit added KeyPackage {missing[0].hex()}: a Welcome is "
                 "delivered only after its commit was accepted (or send them together)",
                 code="commit_not_accepted",
             )
-        if len({r["group_id"] for r in rows}) != 1:
-            raise BadRequest(
-                "the Welcome's new members belong to different groups", code="welcome_mismatch"
-            )
+        raise BadRequest("the Welcome's new members were not added by one commit of one group",
+                         code="welcome_mismatch")
+    mine = {g: rs for g, rs in complete.items() if rs[0]["poster_member"]}
+    if not mine:
+        raise Forbidden("this device is not a member of the group", code="not_a_member")
+    pending = {g: rs for g, rs in mine.items() if not any(r["welcomed"] for r in rs)}
+    if not pending:
+        raise Conflict("a Welcome was already delivered to these members",
+                       code="already_welcomed")
+    if len(pending) > 1:
+        raise BadRequest(
+            "these KeyPackages were added to several of your groups: say which one with "
+            "group_id", code="ambiguous_welcome")
+    chosen = next(iter(pending.values()))
+    return [next(r for r in chosen if r["key_package_ref"] == ref) for ref in refs]
+
+
+async def post_welcome(
+    db: Database, hub: Hub, device: DevicePrincipal, welcome_data: bytes,
+    group_id: bytes | None = None,
+) -> tuple[str, list[str]]:
+    """Route a Welcome to the devices that accepted commits added with its KeyPackages;
+    returns the group id and the identities it went to."""
+    welcome = parse_welcome(welcome_data)
+    refs = list(dict.fromkeys(welcome.new_member_refs))
+    if not refs:
+        raise BadRequest("the Welcome names no new members", code="invalid_mls")
+
+    async def work(conn: asyncpg.Connection[Any]) -> tuple[str, list[str], list[tuple[int, int]]]:
+        rows = _welcome_group(
+            await conn.fetch(_WELCOME_TARGETS, refs, device.device_pk), refs, group_id)
         locked = await conn.fetchrow(_LOCK, rows[0]["group_bytes"])
         assert locked is not None
         if welcome.cipher_suite != locked["cipher_suite"]:
@@ -721,8 +996,6 @@ async def post_welcome(
                 f"({locked['cipher_suite']})",
                 code="cipher_suite_mismatch",
             )
-        if await conn.fetchval(_LEAF_OF, locked["id"], device.device_pk) is None:
-            raise Forbidden("this device is not a member of the group", code="not_a_member")
         # Re-read under the group lock: a concurrent Welcome may have been routed first.
         if await conn.fetchval(_WELCOMED_COUNT, [r["id"] for r in rows]):
             raise Conflict(
@@ -738,7 +1011,7 @@ async def post_welcome(
         names = [f"{r['username']}/{r['public_device_id']}" for r in rows]
         return encode_group_id(rows[0]["group_bytes"]), names, deliveries
 
-    group_id, names, deliveries = await db.raw_transaction(work)
+    group_id_text, names, deliveries = await db.raw_transaction(work)
     for device_pk, inbox_seq in deliveries:
         hub.welcome_committed(device_pk, inbox_seq)
-    return group_id, names
+    return group_id_text, names

@@ -47,6 +47,8 @@ devices = Table(
     # Per-device Welcome counter: bumped under the row lock, so inbox order has no gaps.
     Column("welcome_seq", BigInteger, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Set when the device is retired (device list or panic wipe): it never posts again.
+    Column("retired_at", DateTime(timezone=True)),
 )
 
 sessions = Table(
@@ -105,6 +107,39 @@ mls_group_members = Table(
     Column("removed_seq", BigInteger),
     Column("key_package_ref", LargeBinary),
     Column("welcomed", Boolean, nullable=False, server_default="false"),
+    # The removal took a retired device's leaf: its user keeps the right to rejoin.
+    Column("removed_retired", Boolean, nullable=False, server_default="false"),
+)
+
+# The latest GroupInfo of each group, written in the transaction of the commit that
+# created its epoch (RFC 9420 §12.4.3).
+mls_group_infos = Table(
+    "mls_group_infos",
+    metadata,
+    Column("group_id", BigInteger, ForeignKey("mls_groups.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# A member's invitation for a user without a device in the group to join by external
+# commit: valid until it expires, is revoked or consumed, or its inviter's user leaves.
+mls_invitations = Table(
+    "mls_invitations",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("invitation_id", Text, nullable=False, unique=True),
+    Column("group_id", BigInteger, ForeignKey("mls_groups.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_by_user", BigInteger, ForeignKey("users.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("created_by_device", BigInteger, ForeignKey("devices.id", ondelete="SET NULL")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("consumed_at", DateTime(timezone=True)),
+    Column("consumed_by_device", BigInteger, ForeignKey("devices.id", ondelete="SET NULL")),
 )
 
 mls_messages = Table(
@@ -134,6 +169,25 @@ mls_welcome_inbox = Table(
            nullable=False),
     Column("group_id", BigInteger, ForeignKey("mls_groups.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Failed logins per (address, account) and per account from untrusted addresses.
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("blocked_until", DateTime(timezone=True)),
+)
+
+# Addresses an account logged in from successfully.
+login_trusted = Table(
+    "login_trusted",
+    metadata,
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("address", Text, primary_key=True),
+    Column("last_success_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 rate_limits = Table(

@@ -11,6 +11,7 @@ from delivery.config import Settings
 from delivery.db import Database
 from delivery.ratelimit import DatabaseRateLimiter, MemoryRateLimiter
 from delivery.security import PasswordHasher
+from delivery.throttle import LoginThrottle
 
 if TYPE_CHECKING:
     from delivery.hub import Hub
@@ -29,6 +30,7 @@ class Services:
     shared_limits: DatabaseRateLimiter
     hub: Hub
     sequencer: Sequencer
+    login_throttle: LoginThrottle
 
 
 def services_of(conn: HTTPConnection) -> Services:
@@ -46,6 +48,6 @@ async def get_services(conn: HTTPConnection) -> Services:
 
 
 async def client_address(conn: HTTPConnection) -> str:
-    """FastAPI dependency: the peer address (uvicorn resolves X-Forwarded-For from
-    trusted proxies)."""
+    """FastAPI dependency: the peer address (uvicorn resolves X-Forwarded-For only from
+    the proxies named by ``DS_FORWARDED_ALLOW_IPS``)."""
     return conn.client.host if conn.client is not None else "unknown"

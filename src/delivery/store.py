@@ -97,30 +97,38 @@ class StoredWelcome:
 # The stubs make asyncpg.Connection generic; at run time it is not.
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 
+# Bounded by count ($3) and by bytes ($4: rows are taken while the bytes before them
+# are under it, so always at least one): a stream's read never holds more in memory.
 _MESSAGES_AFTER = """
-    SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data, m.created_at,
-           u.username, d.device_id
-    FROM mls_messages m
-    JOIN mls_groups g ON g.id = m.group_id
-    LEFT JOIN devices d ON d.id = m.sender_device
-    LEFT JOIN users u ON u.id = d.user_id
-    WHERE m.group_id = $1 AND m.seq > $2
-    ORDER BY m.seq LIMIT $3
+    SELECT * FROM (
+        SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data,
+               m.created_at, u.username, d.device_id,
+               sum(octet_length(m.data)) OVER (ORDER BY m.seq) - octet_length(m.data) AS before
+        FROM mls_messages m
+        JOIN mls_groups g ON g.id = m.group_id
+        LEFT JOIN devices d ON d.id = m.sender_device
+        LEFT JOIN users u ON u.id = d.user_id
+        WHERE m.group_id = $1 AND m.seq > $2
+        ORDER BY m.seq LIMIT $3
+    ) page WHERE before < $4 ORDER BY seq
 """
 _VISIBLE_MESSAGES_AFTER = """
-    SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data, m.created_at,
-           u.username, d.device_id
-    FROM mls_messages m
-    JOIN mls_groups g ON g.id = m.group_id
-    LEFT JOIN devices d ON d.id = m.sender_device
-    LEFT JOIN users u ON u.id = d.user_id
-    WHERE m.group_id = $1 AND m.seq > $3
-      AND EXISTS (
-        SELECT 1 FROM mls_group_members w
-        WHERE w.group_id = $1 AND w.device_id = $2
-          AND m.seq > w.joined_seq AND m.epoch >= w.joined_epoch
-          AND (w.removed_seq IS NULL OR m.seq <= w.removed_seq))
-    ORDER BY m.seq LIMIT $4
+    SELECT * FROM (
+        SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data,
+               m.created_at, u.username, d.device_id,
+               sum(octet_length(m.data)) OVER (ORDER BY m.seq) - octet_length(m.data) AS before
+        FROM mls_messages m
+        JOIN mls_groups g ON g.id = m.group_id
+        LEFT JOIN devices d ON d.id = m.sender_device
+        LEFT JOIN users u ON u.id = d.user_id
+        WHERE m.group_id = $1 AND m.seq > $3
+          AND EXISTS (
+            SELECT 1 FROM mls_group_members w
+            WHERE w.group_id = $1 AND w.device_id = $2
+              AND m.seq > w.joined_seq AND m.epoch >= w.joined_epoch
+              AND (w.removed_seq IS NULL OR m.seq <= w.removed_seq))
+        ORDER BY m.seq LIMIT $4
+    ) page WHERE before < $5 ORDER BY seq
 """
 _WINDOWS = """
     SELECT device_id, joined_seq, joined_epoch, removed_seq FROM mls_group_members
@@ -135,15 +143,19 @@ _GROUPS_OF_DEVICE = """
                       WHERE i.device_id = $1 AND i.group_id = g.id AND i.inbox_seq > $3)
 """
 _WELCOMES_AFTER = """
-    SELECT i.inbox_seq, i.group_id AS group_pk, g.group_id, m.epoch, m.data, i.created_at,
-           u.username, d.device_id
-    FROM mls_welcome_inbox i
-    JOIN mls_messages m ON m.id = i.message_id
-    JOIN mls_groups g ON g.id = i.group_id
-    LEFT JOIN devices d ON d.id = m.sender_device
-    LEFT JOIN users u ON u.id = d.user_id
-    WHERE i.device_id = $1 AND i.inbox_seq > $2
-    ORDER BY i.inbox_seq LIMIT $3
+    SELECT * FROM (
+        SELECT i.inbox_seq, i.group_id AS group_pk, g.group_id, m.epoch, m.data, i.created_at,
+               u.username, d.device_id,
+               sum(octet_length(m.data)) OVER (ORDER BY i.inbox_seq) - octet_length(m.data)
+                 AS before
+        FROM mls_welcome_inbox i
+        JOIN mls_messages m ON m.id = i.message_id
+        JOIN mls_groups g ON g.id = i.group_id
+        LEFT JOIN devices d ON d.id = m.sender_device
+        LEFT JOIN users u ON u.id = d.user_id
+        WHERE i.device_id = $1 AND i.inbox_seq > $2
+        ORDER BY i.inbox_seq LIMIT $3
+    ) page WHERE before < $4 ORDER BY inbox_seq
 """
 
 
@@ -161,16 +173,22 @@ def _to_message(row: asyncpg.Record) -> StoredMessage:
     )
 
 
-async def messages_after(conn: Conn, group_pk: int, after: int, limit: int) -> list[StoredMessage]:
-    """The group's messages with ``seq > after``, in order, unfiltered (for the hub)."""
-    return [_to_message(r) for r in await conn.fetch(_MESSAGES_AFTER, group_pk, after, limit)]
+async def messages_after(
+    conn: Conn, group_pk: int, after: int, limit: int, max_bytes: int
+) -> list[StoredMessage]:
+    """The group's messages with ``seq > after``, in order, unfiltered (for the hub): at
+    most ``limit``, and no more after ``max_bytes`` of data (but at least one)."""
+    rows = await conn.fetch(_MESSAGES_AFTER, group_pk, after, limit, max_bytes)
+    return [_to_message(r) for r in rows]
 
 
 async def visible_messages_after(
-    conn: Conn, group_pk: int, device_pk: int, after: int, limit: int
+    conn: Conn, group_pk: int, device_pk: int, after: int, limit: int, max_bytes: int
 ) -> list[StoredMessage]:
-    """The messages of the group after ``after`` that ``device_pk`` may read, in order."""
-    rows = await conn.fetch(_VISIBLE_MESSAGES_AFTER, group_pk, device_pk, after, limit)
+    """The messages of the group after ``after`` that ``device_pk`` may read, in order
+    (bounded like :func:`messages_after`)."""
+    rows = await conn.fetch(_VISIBLE_MESSAGES_AFTER, group_pk, device_pk, after, limit,
+                            max_bytes)
     return [_to_message(r) for r in rows]
 
 
@@ -201,8 +219,11 @@ async def groups_of_device(
     return {r["id"]: r["group_id"] for r in rows}
 
 
-async def welcomes_after(conn: Conn, device_pk: int, after: int, limit: int) -> list[StoredWelcome]:
-    """The device's Welcomes with ``welcome_seq > after``, in order."""
+async def welcomes_after(
+    conn: Conn, device_pk: int, after: int, limit: int, max_bytes: int = 2**62
+) -> list[StoredWelcome]:
+    """The device's Welcomes with ``welcome_seq > after``, in order (bounded like
+    :func:`messages_after`)."""
     return [
         StoredWelcome(
             welcome_seq=r["inbox_seq"],
@@ -213,5 +234,5 @@ async def welcomes_after(conn: Conn, device_pk: int, after: int, limit: int) -> 
             data=r["data"],
             created_at=r["created_at"].isoformat(),
         )
-        for r in await conn.fetch(_WELCOMES_AFTER, device_pk, after, limit)
+        for r in await conn.fetch(_WELCOMES_AFTER, device_pk, after, limit, max_bytes)
     ]

@@ -14,10 +14,18 @@ Protocol (JSON text frames):
    messages are pushed only after its Welcome.
 3. The client may send ``{"type": "ping"}`` (answered by ``{"type": "pong"}``).
 
+Besides ``mls-message`` and ``mls-welcome``, the server pushes notices:
+``{"type": "device-retired", "user_id", "device_id", "group_ids"}`` (a retired
+device still holds a leaf in these groups of yours: your next commit should
+remove it; sent live and again on every connection while it is so) and
+``{"type": "joinable", "group_id"}`` (this device may now join the group by
+external commit).
+
 Close codes: 4400 bad frame, 4401 not authenticated (also when the session is
-revoked or expires while connected), 4403 no device, 4408 authentication
-timeout, 4429 too many connections, 1013 client too slow (reconnect and
-resume), 1011 internal error.
+revoked or expires while connected, or the device is retired), 4403 no device,
+4408 authentication timeout, 4429 too many connections, 1013 client too slow
+(it did not read for ``DS_WS_STALL_SECONDS`` or let its buffer overflow:
+reconnect and resume from your cursors), 1011 internal error.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from starlette.websockets import WebSocketState
 from delivery.auth import authenticate, require_device
 from delivery.encoding import decode_group_id
 from delivery.errors import APIError, BadRequest, Forbidden, Unauthorized
-from delivery.hub import ClientStream
+from delivery.hub import SLOW_CONSUMER, ClientStream
+from delivery.outbox import Outbox
 from delivery.principal import DevicePrincipal
 from delivery.services import Services, services_of
 
@@ -42,17 +51,31 @@ log = logging.getLogger("delivery.ws")
 router = APIRouter()
 
 _MAX_CURSORS = 10_000
+_MAX_CURSOR = 2**63 - 1  # sequence numbers are PostgreSQL bigints
+# How long closing may wait for a socket whose client does not read.
+_CLOSE_TIMEOUT = 2.0
 
 
 def _frame(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
-def _parse_auth(text: str, services: Services) -> tuple[str, dict[bytes, int], int]:
+def _json(text: str) -> Any:
+    """A frame's JSON; nesting deep enough to exhaust the parser is as bad as no JSON."""
     try:
-        msg = json.loads(text)
-    except ValueError:
-        raise BadRequest("the first frame must be a JSON auth message") from None
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise BadRequest("frames must be JSON (of reasonable nesting)") from None
+
+
+def _cursor(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_CURSOR:
+        raise BadRequest(f"{what} must be an integer from 0 to 2^63-1")
+    return value
+
+
+def _parse_auth(text: str, services: Services) -> tuple[str, dict[bytes, int], int]:
+    msg = _json(text)
     if not isinstance(msg, dict) or msg.get("type") != "auth":
         raise BadRequest('the first frame must be {"type": "auth", "token": ...}')
     token = msg.get("token")
@@ -63,25 +86,24 @@ def _parse_auth(text: str, services: Services) -> tuple[str, dict[bytes, int], i
         raise BadRequest(f"cursors must be an object of at most {_MAX_CURSORS} groups")
     cursors: dict[bytes, int] = {}
     for key, value in raw_cursors.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BadRequest(f"cursor of group {key!r} must be a non-negative integer")
-        cursors[decode_group_id(str(key), services.settings.max_group_id_bytes)] = value
-    welcome_after = msg.get("welcome_after", 0)
-    if not isinstance(welcome_after, int) or isinstance(welcome_after, bool) or welcome_after < 0:
-        raise BadRequest("welcome_after must be a non-negative integer")
+        gid = decode_group_id(str(key), services.settings.max_group_id_bytes)
+        cursors[gid] = _cursor(value, f"the cursor of group {str(key)[:64]!r}")
+    welcome_after = _cursor(msg.get("welcome_after", 0), "welcome_after")
     return token, cursors, welcome_after
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
     if ws.client_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await ws.close(code=code, reason=reason[:120])
+        # A client that does not read would block the close frame forever.
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
+            await asyncio.wait_for(ws.close(code=code, reason=reason[:120]), _CLOSE_TIMEOUT)
 
 
 async def _refuse(ws: WebSocket, exc: APIError) -> None:
     code = {401: 4401, 403: 4403, 429: 4429}.get(exc.status, 4400)
-    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-        await ws.send_text(_frame({"type": "error", **exc.body()}))
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect, TimeoutError):
+        await asyncio.wait_for(ws.send_text(_frame({"type": "error", **exc.body()})),
+                               _CLOSE_TIMEOUT)
     await _close(ws, code, exc.detail)
 
 
@@ -110,9 +132,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, exc)
         return
 
-    stream = ClientStream(services.hub, device, settings.ws_queue_max)
+    outbox = Outbox(services.hub.budget, settings.ws_buffer_bytes)
+    stream = ClientStream(services.hub, device, outbox)
     stream.push(_frame({"type": "ready", "user_id": device.user_id, "device_id": device.device_id}))
-    sender = asyncio.create_task(_send_loop(ws, stream))
+    sender = asyncio.create_task(_send_loop(ws, stream, settings.ws_stall_seconds))
     receiver = asyncio.create_task(_receive_loop(ws, stream, services, token, device))
     try:
         await stream.start(cursors, welcome_after)
@@ -124,22 +147,31 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         receiver.cancel()
         # Let the sender flush what is queued before the close frame (briefly: a slow
         # client is being dropped precisely because it does not drain its queue).
-        with contextlib.suppress(asyncio.QueueFull):
-            stream.outbox.put_nowait(None)
+        outbox.close(drop=False)
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(sender, 1.0)
         sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        outbox.close(drop=True)  # what is left is never sent: return its memory
         code, reason = stream.close_reason or (1000, "bye")
         await _close(ws, code, reason)
 
 
-async def _send_loop(ws: WebSocket, stream: ClientStream) -> None:
+async def _send_loop(ws: WebSocket, stream: ClientStream, stall_seconds: float) -> None:
     try:
         while True:
             text = await stream.outbox.get()
             if text is None:
                 return
-            await ws.send_text(text)
+            try:
+                await asyncio.wait_for(ws.send_text(text), stall_seconds)
+            except TimeoutError:
+                stream.close(SLOW_CONSUMER,
+                             "client too slow; reconnect and resume from your cursors")
+                return
+            finally:
+                stream.outbox.sent(text)
     except (WebSocketDisconnect, RuntimeError, OSError):
         stream.close(1000, "client gone")
 
@@ -172,9 +204,9 @@ async def _receive_loop(
                 stream.close(4400, "frame too large")
                 return
             try:
-                msg = json.loads(text)
-            except ValueError:
-                stream.close(4400, "frames must be JSON")
+                msg = _json(text)
+            except BadRequest as exc:
+                stream.close(4400, exc.detail)
                 return
             if isinstance(msg, dict) and msg.get("type") == "ping":
                 stream.push(_frame({"type": "pong"}))

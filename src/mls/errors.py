@@ -41,6 +41,11 @@ class DecryptionError(CryptoError):
     """An AEAD or HPKE ciphertext does not open (RFC 9420 §5.1.3, §6.3)."""
 
 
+class PublicKeyError(CryptoError):
+    """A public key is not in the encoding its cipher suite prescribes (RFC 9420
+    §5.1.1): e.g. a compressed or off-curve ECDSA key in suites 2, 5 and 7."""
+
+
 class MembershipTagError(CryptoError):
     """The membership_tag of a PublicMessage is wrong (RFC 9420 §6.2)."""
 

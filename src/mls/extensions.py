@@ -55,7 +55,8 @@ def check_unique_extensions(extensions: tuple[Extension, ...], where: str) -> No
     for e in extensions:
         if e.extension_type in seen:
             raise ValidationError(
-                f"{where}: extension type 0x{e.extension_type:04x} appears more than once"
+                f"{where}: extension type 0x{e.extension_type:04x} appears more than once "
+                "(§13.4)"
             )
         seen.add(e.extension_type)
 

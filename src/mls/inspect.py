@@ -32,11 +32,24 @@ _SENDER = {SenderType.MEMBER: "member", SenderType.EXTERNAL: "external",
 
 
 @dataclass(frozen=True)
+class KeyPackageSummary:
+    cipher_suite: int
+    identity: bytes
+    signature_key: bytes
+    ref: bytes
+    not_before: int
+    not_after: int
+    last_resort: bool
+
+
+@dataclass(frozen=True)
 class ProposalSummary:
     proposal_type: str
     added_identity: bytes | None = None
     added_key_package_ref: bytes | None = None
     removed_leaf: int | None = None
+    #: For an Add: its KeyPackage, verified (both signatures, lifetime; §10.1).
+    added_key_package: KeyPackageSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -58,36 +71,30 @@ class MessageSummary:
 
 
 @dataclass(frozen=True)
-class KeyPackageSummary:
-    cipher_suite: int
-    identity: bytes
-    signature_key: bytes
-    ref: bytes
-    not_before: int
-    not_after: int
-    last_resort: bool
-
-
-@dataclass(frozen=True)
 class WelcomeSummary:
     cipher_suite: int
     new_member_refs: list[bytes]
 
 
-def _summarize_proposal(cs: CipherSuite, p: Proposal) -> ProposalSummary:
+def _summarize_proposal(cs: CipherSuite, p: Proposal, now: int | None) -> ProposalSummary:
     name = ProposalType.NAMES.get(p.TYPE, f"unknown({p.TYPE})")
     if isinstance(p, Add):
         cred = p.key_package.leaf_node.credential
         identity = cred.identity if cred.credential_type == CredentialType.BASIC else None
+        if p.key_package.cipher_suite != cs.id:
+            raise ValidationError("an Add's KeyPackage is for another cipher suite (§12.1.1)")
         return ProposalSummary(name, added_identity=identity,
-                               added_key_package_ref=p.key_package.ref(cs))
+                               added_key_package_ref=p.key_package.ref(cs),
+                               added_key_package=_key_package_summary(cs, p.key_package, now))
     if isinstance(p, Remove):
         return ProposalSummary(name, removed_leaf=p.removed)
     return ProposalSummary(name)
 
 
-def summarize_message(data: bytes, cipher_suite: int) -> MessageSummary:
-    """Summary of a PublicMessage or PrivateMessage; signatures are not checked."""
+def summarize_message(data: bytes, cipher_suite: int, now: int | None = None) -> MessageSummary:
+    """Summary of a PublicMessage or PrivateMessage. The message's own signature is not
+    checked (see :mod:`mls.public_group`); the KeyPackages of Adds are (§10.1), their
+    lifetimes against ``now`` if given."""
     msg = MLSMessage.deserialize(data)
     cs = CipherSuite(cipher_suite, default_provider())
     body = msg.body
@@ -110,12 +117,12 @@ def summarize_message(data: bytes, cipher_suite: int) -> MessageSummary:
         by_reference = tuple(por.reference is not None for por in c.content.proposals)
         for por in c.content.proposals:
             if por.proposal is not None:
-                proposals.append(_summarize_proposal(cs, por.proposal))
+                proposals.append(_summarize_proposal(cs, por.proposal, now))
             elif por.reference is not None:
                 refs.append(por.reference)
         has_path = c.content.path is not None
     elif not isinstance(c.content, bytes):
-        proposals.append(_summarize_proposal(cs, c.content))
+        proposals.append(_summarize_proposal(cs, c.content, now))
         ref = body.authenticated_content.proposal_ref(cs)
     return MessageSummary("public_message", c.group_id, c.epoch, _CONTENT[c.content_type],
                           _SENDER[c.sender.sender_type], sender_leaf, proposals, refs, ref,
@@ -129,7 +136,11 @@ def verify_key_package(data: bytes, now: int | None = None) -> KeyPackageSummary
         raise ValidationError(f"expected a KeyPackage, got {msg.wire_format.name}")
     kp = msg.body
     cs = CipherSuite(kp.cipher_suite, default_provider())
-    check_key_package(cs, kp, int(time.time()) if now is None else now)
+    return _key_package_summary(cs, kp, int(time.time()) if now is None else now)
+
+
+def _key_package_summary(cs: CipherSuite, kp: KeyPackage, now: int | None) -> KeyPackageSummary:
+    check_key_package(cs, kp, now)
     leaf = kp.leaf_node
     if leaf.credential.credential_type != CredentialType.BASIC:
         raise ValidationError("only basic credentials are accepted by this service")

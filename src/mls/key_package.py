@@ -6,9 +6,16 @@ from dataclasses import dataclass, replace
 
 from .codec import Reader, Struct, Writer
 from .crypto import CipherSuite
-from .errors import CryptoError, ValidationError
-from .extensions import Extension, ExtensionType, read_extensions, write_extensions
-from .leaf_node import PROTOCOL_VERSION_MLS10, LeafNode, LeafNodeSource
+from .errors import SignatureError, ValidationError
+from .extensions import (
+    Extension,
+    ExtensionType,
+    check_unique_extensions,
+    read_extensions,
+    write_extensions,
+)
+from .leaf_node import MAX_LIFETIME, PROTOCOL_VERSION_MLS10, LeafNode, LeafNodeSource
+from .signature_key import check_signature_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +63,12 @@ class KeyPackage(Struct):
         return cs.ref_hash(b"MLS 1.0 KeyPackage Reference", self.serialize())
 
 
-def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None) -> None:
+def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None,
+                      max_lifetime: int | None = MAX_LIFETIME) -> None:
     """The group-independent KeyPackage rules of RFC 9420 §10.1 and §7.3.
 
-    ``now`` (seconds since the epoch) enables the lifetime check; group rules
+    ``now`` (seconds since the epoch) enables the check that the lifetime covers
+    the current time, ``max_lifetime`` the bound on its length (§7.2); group rules
     (required capabilities, duplicate keys) are checked when adding.
     """
     leaf = kp.leaf_node
@@ -72,12 +81,13 @@ def check_key_package(cs: CipherSuite, kp: KeyPackage, now: int | None) -> None:
         raise ValidationError("KeyPackage leaf_node_source must be key_package (§10.1)")
     if kp.init_key == leaf.encryption_key:
         raise ValidationError("KeyPackage init_key equals the leaf encryption_key (§10.1)")
+    check_signature_key(cs, leaf.signature_key)
     if not kp.verify_signature(cs):
-        raise CryptoError("KeyPackage signature is invalid (§10.1)")
+        raise SignatureError("KeyPackage signature is invalid (§10.1)")
     if not leaf.verify(cs):
-        raise CryptoError("KeyPackage leaf node signature is invalid (§7.3)")
-    if now is not None and not leaf.lifetime.not_before <= now <= leaf.lifetime.not_after:
-        raise ValidationError("KeyPackage lifetime does not cover the current time (§7.3)")
+        raise SignatureError("KeyPackage leaf node signature is invalid (§7.3)")
+    leaf.lifetime.check(now, max_lifetime, "KeyPackage")
+    check_unique_extensions(kp.extensions, "KeyPackage")
     check_leaf_capabilities(leaf)
 
 
@@ -85,6 +95,7 @@ def check_leaf_capabilities(leaf: LeafNode) -> None:
     """A leaf supports mls10, its own credential type, and lists every
     non-default extension it carries (RFC 9420 §7.2, §7.3)."""
     caps = leaf.capabilities
+    check_unique_extensions(leaf.extensions, "LeafNode")
     if PROTOCOL_VERSION_MLS10 not in caps.versions:
         raise ValidationError("leaf capabilities do not include mls10 (§7.2)")
     if leaf.credential.credential_type not in caps.credentials:

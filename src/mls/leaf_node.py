@@ -8,10 +8,18 @@ from enum import IntEnum
 from .codec import Reader, Struct, Writer, read_u16, write_u16
 from .credentials import Credential
 from .crypto import CipherSuite
-from .errors import DecodeError
+from .errors import DecodeError, ValidationError
 from .extensions import Extension, read_extensions, write_extensions
 
 PROTOCOL_VERSION_MLS10 = 0x0001
+
+#: Lifetime of the leaves this library creates: 12 weeks, back-dated by an hour
+#: of clock skew (as OpenMLS does, whose limit is that total).
+DEFAULT_LIFETIME = 84 * 24 * 3600
+CLOCK_SKEW = 3600
+#: Longest ``not_after - not_before`` accepted on receipt (RFC 9420 §7.2: "Applications
+#: MUST define a maximum total lifetime ... and reject any LeafNode" beyond it).
+MAX_LIFETIME = 90 * 24 * 3600 + CLOCK_SKEW
 
 
 class LeafNodeSource(IntEnum):
@@ -54,6 +62,21 @@ class Lifetime(Struct):
     @classmethod
     def decode(cls, r: Reader) -> Lifetime:
         return cls(r.u64(), r.u64())
+
+    @classmethod
+    def starting(cls, now: int, lifetime: int = DEFAULT_LIFETIME) -> Lifetime:
+        """A window from ``now`` (back-dated by :data:`CLOCK_SKEW`) for ``lifetime`` seconds."""
+        return cls(max(0, now - CLOCK_SKEW), now + lifetime)
+
+    def check(self, now: int | None, max_lifetime: int | None, what: str = "leaf") -> None:
+        """The window is at most ``max_lifetime`` long (§7.2) and covers ``now``
+        (§7.3); ``None`` skips either check."""
+        if max_lifetime is not None and self.not_after - self.not_before > max_lifetime:
+            raise ValidationError(
+                f"{what} lifetime of {self.not_after - self.not_before} s exceeds the maximum "
+                f"of {max_lifetime} s (§7.2)")
+        if now is not None and not self.not_before <= now <= self.not_after:
+            raise ValidationError(f"{what} lifetime does not cover the current time (§7.3)")
 
 
 @dataclass(frozen=True, slots=True)

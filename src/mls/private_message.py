@@ -128,7 +128,7 @@ def decrypt_sender_data(
     try:
         return SenderData.deserialize(plain)
     except DecodeError as e:
-        raise DecodeError(f"malformed SenderData: {e}") from None
+        raise DecodeError(f"malformed SenderData (§6.3.2): {e}") from None
 
 
 def decrypt(
@@ -153,7 +153,7 @@ def decrypt(
     auth = FramedContentAuthData.decode_for(r, msg.content_type)
     # Padding must be all zeros (§6.3.1).
     if any(r.read(r.remaining())):
-        raise DecodeError("PrivateMessageContent padding is not all zero")
+        raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
     framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
                            msg.authenticated_data, msg.content_type, content)
     return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, auth)

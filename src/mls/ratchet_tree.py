@@ -38,11 +38,11 @@ class RatchetTree:
     def from_nodes(cls, cs: CipherSuite, nodes: Sequence[Node | None]) -> RatchetTree:
         """Build from a (possibly truncated) node list, validating its shape."""
         if not nodes:
-            raise ValidationError("ratchet tree is empty")
+            raise ValidationError("ratchet tree is empty (§12.4.3.3)")
         if nodes[-1] is None:
-            raise ValidationError("ratchet tree serialization ends with a blank node")
+            raise ValidationError("ratchet tree serialization ends with a blank node (§12.4.3.3)")
         if len(nodes) % 2 == 0:
-            raise ValidationError("ratchet tree has an even number of nodes")
+            raise ValidationError("ratchet tree has an even number of nodes (§12.4.3.3)")
         n_leaves = 1
         while tm.node_width(n_leaves) < len(nodes):
             n_leaves *= 2
@@ -52,7 +52,8 @@ class RatchetTree:
                 continue
             if (i % 2 == 0) != isinstance(node, LeafNode):
                 kind = "leaf" if i % 2 == 0 else "parent"
-                raise ValidationError(f"node {i} is in a {kind} position but has the other type")
+                raise ValidationError(
+                    f"node {i} is in a {kind} position but has the other type (§12.4.3.3)")
         return cls(cs, full)
 
     @classmethod

@@ -77,7 +77,7 @@ class SecretTree:
         path = tm.direct_path(x, self.n_leaves)
         start = next((p for p in path if p in self._nodes), None)
         if start is None:
-            raise ReplayError(f"secrets of leaf {leaf} were already consumed")
+            raise ReplayError(f"secrets of leaf {leaf} were already consumed (§9.2)")
         node = start
         nh = self.cs.hash_length
         while node != x:
@@ -90,7 +90,7 @@ class SecretTree:
 
     def _ratchet(self, leaf: int, handshake: bool) -> HashRatchet:
         if not 0 <= leaf < self.n_leaves:
-            raise ValidationError(f"leaf index {leaf} is outside the secret tree")
+            raise ValidationError(f"leaf index {leaf} is outside the secret tree (§6.3.2)")
         r = self._ratchets.get((leaf, handshake))
         if r is None:
             leaf_secret = self._leaf_secret(leaf)
@@ -135,7 +135,7 @@ class SecretTree:
         if generation - r.next_generation > self.config.max_forward_distance:
             raise ValidationError(
                 f"generation {generation} is beyond the maximum forward distance "
-                f"({self.config.max_forward_distance})")
+                f"({self.config.max_forward_distance}, §9.2)")
         skipped = list(r.skipped)
         secret, gen = r.secret, r.next_generation
         while gen < generation:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
+
 from .codec import Writer
 from .crypto import CipherSuite
+from .errors import ConfirmationTagError
 from .framing import AuthenticatedContent
 
 
@@ -24,3 +27,10 @@ def interim_transcript_hash(cs: CipherSuite, confirmed: bytes, confirmation_tag:
     w = Writer()
     w.opaque(confirmation_tag)
     return cs.hash(confirmed + w.getvalue())
+
+
+def check_confirmation_tag(cs: CipherSuite, confirmation_key: bytes, confirmed: bytes,
+                           tag: bytes, what: str) -> None:
+    """``tag`` is MAC(confirmation_key, confirmed_transcript_hash) (§6.1, §8.2)."""
+    if not hmac.compare_digest(cs.mac(confirmation_key, confirmed), tag):
+        raise ConfirmationTagError(f"{what} is invalid")

@@ -15,7 +15,7 @@ from . import tree_math as tm
 from .codec import Reader, Writer
 from .commit import HPKECiphertext, UpdatePath, UpdatePathNode
 from .crypto import CipherSuite
-from .errors import CryptoError, DecryptionError, ValidationError
+from .errors import DecryptionError, SignatureError, ValidationError
 from .group_context import GroupContext
 from .leaf_node import LeafNode, LeafNodeSource
 from .nodes import ParentNode
@@ -154,7 +154,7 @@ def verify_path_leaf(
     if leaf.parent_hash != expected:
         raise ValidationError("UpdatePath leaf parent_hash does not match the path (§7.9.2)")
     if not leaf.verify(cs, group_id, sender):
-        raise CryptoError("UpdatePath leaf node signature is invalid (§7.3)")
+        raise SignatureError("UpdatePath leaf node signature is invalid (§7.3)")
 
 
 @dataclass(frozen=True, slots=True)

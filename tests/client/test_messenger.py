@@ -4,8 +4,7 @@ joins and removals, the 409 conflict flow, leaving, reconnection and restart."""
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -13,39 +12,9 @@ from corecrypto.messenger import Messenger
 from corecrypto.transport import MemoryStore
 from corecrypto.transport.http import HttpTransport
 
+from .conftest import eventually, texts
+
 pytestmark = pytest.mark.asyncio
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-def texts(m: Messenger, gid: bytes) -> list[str]:
-    return [x.text for x in m.conversations[gid].messages if x.kind == "text"]
-
-
-@pytest.fixture
-async def people(client_server: object) -> AsyncIterator[Callable[[str], Awaitable[Messenger]]]:
-    made: list[Messenger] = []
-    suffix = secrets.token_hex(3)
-
-    async def make(name: str) -> Messenger:
-        m = Messenger(HttpTransport(client_server.base_url), MemoryStore())  # type: ignore[attr-defined]
-        user = f"{name}{suffix}"
-        password = f"correct horse {name} battery"
-        await m.register(user, password)
-        await m.login_new_device(user, password)
-        m.start()
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        await m.stop()
 
 
 async def test_live_group_messaging(people: Callable[[str], Awaitable[Messenger]]) -> None:
@@ -72,7 +41,9 @@ async def test_live_group_messaging(people: Callable[[str], Awaitable[Messenger]
     await eventually(lambda: not bob.conversations[gid].active)
     await carol.send_text(gid, "bob cannot read this")
     await eventually(lambda: texts(alice, gid)[-1] == "bob cannot read this")
-    await asyncio.sleep(0.3)
+    # bob fetches everything the service will give him (the message is stored by now,
+    # alice has it): only then is its absence meaningful.
+    await bob.sync()
     assert "bob cannot read this" not in texts(bob, gid)
     assert sorted(alice.members(gid)) == sorted([alice.identity, carol.identity])
     codes = {alice.group_code(gid), carol.group_code(gid)}

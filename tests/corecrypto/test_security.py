@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
+
 import pytest
 
 from corecrypto import CoreCrypto
+from mls import private_message as pm
 from mls.commit import Commit
-from mls.errors import CryptoError, EpochError, MLSError, ReplayError
+from mls.errors import CryptoError, DecryptionError, EpochError, MLSError, ReplayError
 from mls.group import Group
 from mls.message import MLSMessage
+from mls.private_message import PrivateMessage
 from mls.public_message import PublicMessage
 
 GID = b"security"
@@ -34,9 +39,33 @@ def hpke_ciphertexts(commit: bytes) -> list[tuple[bytes, bytes]]:
     return [(ct.kem_output, ct.ciphertext) for n in path.nodes for ct in n.encrypted_path_secret]
 
 
+def open_path_secret(g: Group, priv: bytes, context: bytes, kem_output: bytes, ct: bytes
+                     ) -> bytes:
+    """DecryptWithLabel exactly as a receiver of the UpdatePath runs it (§7.6)."""
+    return g.cipher_suite.decrypt_with_label(priv, b"UpdatePathNode", context, kem_output, ct)
+
+
+def private_body(message: bytes) -> PrivateMessage:
+    body = MLSMessage.deserialize(message).body
+    assert isinstance(body, PrivateMessage)
+    return body
+
+
+def read_with(g: Group, message: bytes, sender_data_secret: bytes | None = None) -> bytes:
+    """Unprotect a PrivateMessage with ``g``'s epoch keys (the library's own
+    functions, no epoch check in the way): sender data, then content."""
+    cs, body = g.cipher_suite, private_body(message)
+    sds = g.state.keys.sender_data_secret if sender_data_secret is None else sender_data_secret
+    ac = pm.decrypt(cs, body, g.state.secret_tree.copy(), sds)
+    assert isinstance(ac.content.content, bytes)
+    return ac.content.content
+
+
 def test_post_compromise_security_after_self_update() -> None:
     a, b, c = trio()
     stolen = Group.from_state(b.provider, b.export_group_state(GID))
+    alice_before = Group.from_state(a.provider, a.export_group_state(GID))
+    before_update = a.encrypt_message(GID, b"before healing")
     # bob heals by committing a fresh path; alice and carol follow.
     commit = b.self_update(GID)
     b.merge_pending_commit(GID)
@@ -44,20 +73,42 @@ def test_post_compromise_security_after_self_update() -> None:
     c.process_commit(GID, commit)
     secret = a.encrypt_message(GID, b"after healing")
     assert b.decrypt_message(GID, secret) == ("alice/d1", b"after healing")
-    # The attacker's copy of bob's old state: none of its private keys opens any
-    # path secret of the new epoch, and it cannot enter the new epoch at all.
-    cs = stolen.cipher_suite
-    for node_priv in stolen.state.private.keys.values():
-        for kem_output, ct in hpke_ciphertexts(commit):
-            with pytest.raises(CryptoError):
-                cs.hpke.open_base(kem_output, node_priv, b"", b"", ct)
-    with pytest.raises(MLSError):
-        stolen.process(secret)
+    # The UpdatePath is encrypted to the provisional context of the new epoch (§12.4.2).
+    new_ctx = a.group(GID).context
+    provisional = replace(new_ctx, confirmed_transcript_hash=alice_before.context
+                          .confirmed_transcript_hash).serialize()
+    cts = hpke_ciphertexts(commit)
+    # Positive control: alice's keys of the old epoch open her ciphertext with this code.
+    opened = []
+    for priv in alice_before.state.private.keys.values():
+        for kem_output, ct in cts:
+            with contextlib.suppress(CryptoError):
+                opened.append(open_path_secret(alice_before, priv, provisional, kem_output, ct))
+    assert len(opened) == 1
+    # The attacker's copy of bob's old state: none of its private keys opens any path
+    # secret of the new epoch, with the right label and context.
+    for priv in stolen.state.private.keys.values():
+        for kem_output, ct in cts:
+            with pytest.raises(DecryptionError):
+                open_path_secret(stolen, priv, provisional, kem_output, ct)
+    # Positive controls: the same code reads a message of the stolen epoch with the
+    # stolen keys, and the healed message with carol's keys.
+    assert read_with(stolen, before_update) == b"before healing"
+    assert read_with(c.group(GID), secret) == b"after healing"
+    # The healed message with the stolen keys: neither its sender data nor (given the
+    # real sender data secret) its content decrypts.
+    with pytest.raises(DecryptionError):
+        read_with(stolen, secret)
+    with pytest.raises(DecryptionError):
+        read_with(stolen, secret, c.group(GID).state.keys.sender_data_secret)
     # Another member's commit after the update is also out of the attacker's reach.
     commit2 = c.self_update(GID)
     c.merge_pending_commit(GID)
-    with pytest.raises(MLSError):
-        stolen.process(commit2)
+    a.process_commit(GID, commit2)
+    later = c.encrypt_message(GID, b"two epochs on")
+    assert read_with(a.group(GID), later) == b"two epochs on"
+    with pytest.raises(DecryptionError):
+        read_with(stolen, later)
 
 
 def test_forward_secrecy_of_message_keys() -> None:

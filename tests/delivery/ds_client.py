@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from ds_mls import new_client
+from ds_mls import new_client, pending_group_info
 from websockets.asyncio.client import ClientConnection, connect
 
 from corecrypto import CoreCrypto
@@ -20,6 +20,11 @@ PASSWORD = "correct horse battery staple"
 # One TLS context for every client (the tests speak plain HTTP; building a context per
 # client costs ~30 ms of certificate loading).
 _TLS = ssl.create_default_context()
+# Idle connections are dropped by the client before the server's keep-alive timeout
+# (5 s) can close one just as a request goes out on it.
+_LIMITS = httpx.Limits(keepalive_expiry=3.0)
+# send(): attach the GroupInfo of our pending commit if the message is that commit.
+AUTO: Any = object()
 
 
 def b64(data: bytes) -> str:
@@ -86,14 +91,23 @@ class Device:
     async def create_group(self, group_id: bytes | None = None) -> bytes:
         gid = group_id or secrets.token_bytes(16)
         self.mls.create_group(gid)
-        r = await self.post("/api/mls/groups", {"group_id": gid_text(gid)})
+        r = await self.post("/api/mls/groups", {"group_id": gid_text(gid),
+                                                "group_info": b64(self.mls.group_info(gid))})
         assert r.status_code == 201, r.text
         return gid
 
-    async def send(self, message: bytes, welcome: bytes | None = None) -> httpx.Response:
+    async def send(
+        self, message: bytes, welcome: bytes | None = None, group_info: bytes | None = AUTO
+    ) -> httpx.Response:
+        """Post a message; a commit of ours goes with the GroupInfo of the epoch it creates
+        unless ``group_info`` says otherwise (None: without one)."""
         body: dict[str, str] = {"message": b64(message)}
         if welcome is not None:
             body["welcome"] = b64(welcome)
+        if group_info is AUTO:
+            group_info = pending_group_info(self.mls, message)
+        if group_info is not None:
+            body["group_info"] = b64(group_info)
         return await self.post("/api/mls/messages/group", body)
 
     async def send_welcome(self, welcome: bytes) -> httpx.Response:
@@ -185,7 +199,7 @@ class Device:
 
 async def register_device(base_url: str, username: str | None = None) -> Device:
     """A new user with one device (MLS credential ``<user>/<device>``) and a session."""
-    http = httpx.AsyncClient(base_url=base_url, timeout=60, verify=_TLS)
+    http = httpx.AsyncClient(base_url=base_url, timeout=60, verify=_TLS, limits=_LIMITS)
     user = username or random_name()
     r = await http.post("/api/auth/register", json={"username": user, "password": PASSWORD})
     assert r.status_code == 201, r.text
@@ -194,7 +208,8 @@ async def register_device(base_url: str, username: str | None = None) -> Device:
 
 async def add_device(base_url: str, user: str, http: httpx.AsyncClient | None = None) -> Device:
     """Another device of an existing user (logs in anew, registers the device)."""
-    http = http or httpx.AsyncClient(base_url=base_url, timeout=60, verify=_TLS)
+    http = http or httpx.AsyncClient(base_url=base_url, timeout=60, verify=_TLS,
+                                     limits=_LIMITS)
     r = await http.post("/api/auth/login", json={"username": user, "password": PASSWORD})
     assert r.status_code == 200, r.text
     token = r.json()["token"]

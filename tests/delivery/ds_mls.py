@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from corecrypto import ApplicationReceived, CommitReceived, CoreCrypto
+from mls.errors import MLSError
 from mls.group import join_external
+from mls.inspect import summarize_message
 
 
 def new_client(user_id: str, device_id: str, ciphersuite: int = 1) -> CoreCrypto:
@@ -28,8 +30,28 @@ def plaintext_of(result: Any) -> bytes | None:
     return result.plaintext if isinstance(result, ApplicationReceived) else None
 
 
-def external_join(client: CoreCrypto, group_info: bytes) -> tuple[bytes, bytes]:
-    """An external commit joining the group of ``group_info``; returns the commit and
-    the group state to import (with ``client.import_group_state``) once it is accepted."""
-    joining = join_external(client.provider, group_info, client.signer)
-    return joining.commit, joining.group.export_state()
+def pending_group_info(client: CoreCrypto, message: bytes) -> bytes | None:
+    """The GroupInfo of the epoch ``message`` creates, if it is the client's pending
+    commit (what a commit is posted with), else None."""
+    try:
+        summary = summarize_message(message, client.ciphersuite)
+    except (MLSError, ValueError):
+        return None
+    gid = summary.group_id
+    if summary.content_type != "commit" or not client.has_group(gid):
+        return None
+    if not client.has_pending_commit(gid):
+        return None
+    return client.group(gid).pending_group_info()
+
+
+def external_join(
+    client: CoreCrypto, group_info: bytes, remove_prior: int | None = None
+) -> tuple[bytes, bytes, bytes]:
+    """An external commit joining the group of ``group_info`` (removing leaf
+    ``remove_prior``, for a resync); returns the commit, the GroupInfo of the epoch it
+    creates (to post with it) and the group state to import (with
+    ``client.import_group_state``) once it is accepted."""
+    joining = join_external(client.provider, group_info, client.signer,
+                            remove_prior=remove_prior)
+    return joining.commit, joining.group.group_info(), joining.group.export_state()

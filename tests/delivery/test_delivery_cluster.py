@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import random
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -298,6 +300,52 @@ async def test_embedded_postgres_default(tmp_path: Path, log_dir: Path) -> None:
             assert r.status_code == 200
     finally:
         srv.stop()
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_embedded_postgres_stops_cleanly_and_repairs_stale_handles(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    """SIGTERM and SIGINT shut the server down cleanly, the bundled PostgreSQL with it;
+    the handle a SIGKILLed server left behind is dropped at the next start."""
+    pgdata = tmp_path / "data" / "pgdata"
+    handles = pgdata / ".handle_pids.json"
+    postmaster = pgdata / "postmaster.pid"
+
+    def handle_pids() -> list[int]:
+        text = handles.read_text() if handles.exists() else ""
+        return list(json.loads(text or "[]"))
+
+    srv = ServerProcess({"DATABASE_URL": "", "DATA_DIR": str(tmp_path / "data")},
+                        log_dir=log_dir)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        srv.start(timeout=120)
+        assert srv.proc is not None
+        assert handle_pids() == [srv.proc.pid] and postmaster.exists()
+        srv.kill(sig)
+        assert srv.proc.returncode == 0, srv.log_tail()
+        _wait_for(lambda: not postmaster.exists(), "PostgreSQL to stop")
+        assert handle_pids() == []
+    # A SIGKILLed server leaves its PID (and PostgreSQL running) behind ...
+    srv.start(timeout=120)
+    assert srv.proc is not None
+    killed = srv.proc.pid
+    srv.kill(signal.SIGKILL)
+    assert handle_pids() == [killed] and postmaster.exists()
+    # ... which the next start repairs, so that its clean exit stops PostgreSQL again.
+    srv.start(timeout=120)
+    assert srv.proc is not None
+    assert handle_pids() == [srv.proc.pid]
+    assert "dead processes" in srv.log_tail(400)
+    srv.stop()
+    _wait_for(lambda: not postmaster.exists(), "PostgreSQL to stop")
 
 
 async def test_fan_out_survives_lost_database_connections(

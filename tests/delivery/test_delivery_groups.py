@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import httpx
 from ds_client import Device, b64, gid_text, unb64
 from ds_mls import is_commit, plaintext_of
 
@@ -133,16 +134,36 @@ async def test_only_members_post_and_read(make_device: MakeDevice) -> None:
     gid = await alice.create_group()
     message = alice.mls.encrypt_message(gid, b"secret")
     assert (await alice.send(message)).status_code == 201
+    unknown = secrets.token_bytes(16)
 
-    # Mallory replays Alice's bytes, and tries to read.
-    r = await mallory.send(alice.mls.encrypt_message(gid, b"more"))
-    assert r.status_code == 403 and r.json()["error"] == "not_a_member"
-    r = await mallory.messages(gid)
-    assert r.status_code == 403
-    r = await mallory.get(f"/api/mls/groups/{gid_text(gid)}")
-    assert r.status_code == 403
-    r = await mallory.messages(secrets.token_bytes(8))
-    assert r.status_code == 404 and r.json()["error"] == "unknown_group"
+    def same(foreign: httpx.Response, missing: httpx.Response) -> None:
+        # An outsider cannot tell a group it may not see from one that does not exist.
+        assert foreign.status_code == missing.status_code == 404
+        assert foreign.json()["error"] == missing.json()["error"] == "unknown_group"
+        assert foreign.json()["detail"].replace(gid_text(gid), "G") == \
+            missing.json()["detail"].replace(gid_text(unknown), "G")
+        assert "epoch" not in foreign.text
+
+    # Mallory posts (Alice's next message, and a commit of his own), and tries to read.
+    same(await mallory.send(alice.mls.encrypt_message(gid, b"more")),
+         await mallory.post("/api/mls/messages/group", {"message": b64(
+             _retarget(alice.mls.encrypt_message(gid, b"x"), gid, unknown))}))
+    same(await mallory.messages(gid), await mallory.messages(unknown))
+    same(await mallory.get(f"/api/mls/groups/{gid_text(gid)}"),
+         await mallory.get(f"/api/mls/groups/{gid_text(unknown)}"))
+    same(await mallory.get(f"/api/mls/groups/{gid_text(gid)}/group-info"),
+         await mallory.get(f"/api/mls/groups/{gid_text(unknown)}/group-info"))
+
+
+def _retarget(message: bytes, old: bytes, new: bytes) -> bytes:
+    """A PrivateMessage's group id swapped (the server reads only the clear header)."""
+    from mls.codec import Writer
+
+    w, v = Writer(), Writer()
+    w.opaque(old)
+    v.opaque(new)
+    assert w.getvalue() in message
+    return message.replace(w.getvalue(), v.getvalue(), 1)
 
 
 async def test_member_cannot_post_as_another_leaf(make_device: MakeDevice) -> None:
@@ -152,7 +173,7 @@ async def test_member_cannot_post_as_another_leaf(make_device: MakeDevice) -> No
     await alice.add(gid, [bob])
     await bob.join_from_inbox()
     forged = alice.mls.self_update(gid)  # sender leaf 0, posted by Bob (leaf 1)
-    r = await bob.send(forged)
+    r = await bob.send(forged, group_info=alice.mls.group(gid).pending_group_info())
     assert r.status_code == 403 and r.json()["error"] == "not_your_leaf"
 
 
@@ -363,17 +384,51 @@ async def test_pagination(make_device: MakeDevice) -> None:
 async def test_group_registration_rules(make_device: MakeDevice) -> None:
     alice, bob = await make_device(), await make_device()
     gid = await alice.create_group()
-    r = await bob.post("/api/mls/groups", {"group_id": gid_text(gid)})
+    bob.mls.create_group(gid)
+    bobs = b64(bob.mls.group_info(gid))
+    r = await bob.post("/api/mls/groups", {"group_id": gid_text(gid), "group_info": bobs})
     assert r.status_code == 409 and r.json()["error"] == "group_exists"
-    r = await bob.post("/api/mls/groups", {"group_id": "!!"})
+    r = await bob.post("/api/mls/groups", {"group_id": "!!", "group_info": bobs})
     assert r.status_code == 400 and r.json()["error"] == "invalid_group_id"
     too_long = base64.urlsafe_b64encode(b"x" * 300).decode().rstrip("=")
-    r = await bob.post("/api/mls/groups", {"group_id": too_long})
+    r = await bob.post("/api/mls/groups", {"group_id": too_long, "group_info": bobs})
     assert r.status_code == 400
-    r = await bob.post("/api/mls/groups", {"group_id": "AAAA", "cipher_suite": 2})
+    r = await bob.post("/api/mls/groups", {"group_id": "AAAA", "cipher_suite": 2,
+                                           "group_info": bobs})
     assert r.status_code == 400 and r.json()["error"] == "cipher_suite_mismatch"
     groups = (await alice.get("/api/mls/groups")).json()["groups"]
     assert [g["group_id"] for g in groups] == [gid_text(gid)]
+
+
+async def test_group_creation_needs_its_epoch_zero_group_info(make_device: MakeDevice) -> None:
+    alice, bob = await make_device(), await make_device()
+    gid = secrets.token_bytes(16)
+    alice.mls.create_group(gid)
+    other = secrets.token_bytes(16)
+    alice.mls.create_group(other)
+    bob.mls.create_group(gid)
+    r = await alice.post("/api/mls/groups", {"group_id": gid_text(gid)})
+    assert r.status_code == 400 and "group_info" in r.json()["detail"]
+    cases = {
+        "another group's": alice.mls.group_info(other),
+        "another device's": bob.mls.group_info(gid),
+        "garbage": secrets.token_bytes(80),
+        "a KeyPackage": alice.mls.generate_key_packages(1)[0],
+    }
+    for name, data in cases.items():
+        r = await alice.post("/api/mls/groups", {"group_id": gid_text(gid),
+                                                 "group_info": b64(data)})
+        assert r.status_code == 400 and r.json()["error"] in {"invalid_group_info"}, (name, r.text)
+    # A later epoch's GroupInfo of the right group is not the creation's.
+    alice.mls.self_update(gid)
+    later = alice.mls.group(gid).pending_group_info()
+    r = await alice.post("/api/mls/groups", {"group_id": gid_text(gid), "group_info": b64(later)})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_group_info"
+    assert (await alice.get(f"/api/mls/groups/{gid_text(gid)}")).status_code == 404
+    alice.mls.clear_pending_commit(gid)
+    r = await alice.post("/api/mls/groups", {"group_id": gid_text(gid),
+                                             "group_info": b64(alice.mls.group_info(gid))})
+    assert r.status_code == 201, r.text
 
 
 def _key_package(data: bytes):  # type: ignore[no-untyped-def]

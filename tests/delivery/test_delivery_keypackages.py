@@ -79,6 +79,17 @@ async def test_claim_returns_one_per_device_except_the_callers(
         assert r.json()["devices_without_key_packages"] == [alice2.device_id]
         r = await bob.claim("nobody-" + bob.user_id[:8])
         assert r.status_code == 404
+        # Named devices only (adding a user partly in a group uses up no KeyPackage
+        # of a device already there); unknown names are reported.
+        await alice.upload_key_packages(1)
+        await alice2.upload_key_packages(1)
+        r = await bob.get(f"/api/mls/key-packages/{alice.user_id}?device_id={alice2.device_id}"
+                          "&device_id=nosuchdevice")
+        assert r.status_code == 200, r.text
+        assert [k["device_id"] for k in r.json()["key_packages"]] == [alice2.device_id]
+        assert r.json()["devices_without_key_packages"] == ["nosuchdevice"]
+        assert (await alice.get("/api/mls/key-packages/count")).json()["count"] == 1
+        assert (await alice2.get("/api/mls/key-packages/count")).json()["count"] == 0
     finally:
         await alice2.close()
 

@@ -22,7 +22,9 @@ def _remove(leaf: int) -> ProposalSummary:
     return ProposalSummary("remove", removed_leaf=leaf)
 
 
-MEMBERS = [Member(row_id=10 + i, device_pk=100 + i, leaf_index=i) for i in (0, 1, 2, 4)]
+# Devices 100..104 of users 1000..1004; user 1001 also has device 105 (not a member).
+MEMBERS = [Member(row_id=10 + i, device_pk=100 + i, leaf_index=i, user_pk=1000 + i)
+           for i in (0, 1, 2, 4)]
 
 
 def test_adds_fill_leftmost_blank_leaves_then_append() -> None:
@@ -59,12 +61,15 @@ def test_invalid_commits(proposals: list[ProposalSummary], message: str) -> None
 def test_external_commit_takes_leftmost_blank_after_removing_own_old_leaf() -> None:
     plan = plan_commit("new_member_commit", [ProposalSummary("external_init")], MEMBERS, 999)
     assert plan.external_joiner_leaf == 3
-    resync = plan_commit("new_member_commit", [_remove(1)], MEMBERS, 101)
+    resync = plan_commit("new_member_commit", [_remove(1)], MEMBERS, 101, 1001)
     assert resync.external_joiner_leaf == 1
-    with pytest.raises(BadRequest):
-        plan_commit("new_member_commit", [_remove(2)], MEMBERS, 101)  # someone else's leaf
+    # A new device of the same user replaces the old one's leaf.
+    successor = plan_commit("new_member_commit", [_remove(1)], MEMBERS, 105, 1001)
+    assert successor.external_joiner_leaf == 1 and successor.removed == [MEMBERS[1]]
+    with pytest.raises(BadRequest, match="own user"):
+        plan_commit("new_member_commit", [_remove(2)], MEMBERS, 101, 1001)  # another user's
     with pytest.raises(BadRequest, match="already a member"):
-        plan_commit("new_member_commit", [], MEMBERS, 101)
+        plan_commit("new_member_commit", [], MEMBERS, 101, 1001)
     with pytest.raises(BadRequest):
         plan_commit("new_member_commit", [_add(b"x/1")], MEMBERS, 999)
 

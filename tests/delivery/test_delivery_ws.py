@@ -217,10 +217,12 @@ async def test_external_join_takes_leftmost_blank_leaf_and_is_streamed(
     removal = alice.mls.remove_member(gid, bob.identity.decode())
     assert (await alice.send(removal)).status_code == 201
     alice.mls.merge_pending_commit(gid)
+    r = await alice.post(f"/api/mls/groups/{gid_text(gid)}/invitations", {"user_id": dave.user_id})
+    assert r.status_code == 201, r.text
     conn = await dave.ws()
     try:
-        commit, state = external_join(dave.mls, alice.mls.group_info(gid))
-        r = await dave.send(commit)
+        commit, group_info, state = external_join(dave.mls, alice.mls.group_info(gid))
+        r = await dave.send(commit, group_info=group_info)
         assert r.status_code == 201, r.text
         assert dave.mls.import_group_state(state) == gid
         info = (await dave.get(f"/api/mls/groups/{gid_text(gid)}")).json()

@@ -23,7 +23,7 @@ from mls.message import MLSMessage
 from mls.ratchet_tree import RatchetTree
 from mls.welcome import GroupSecrets, Welcome
 
-from ..conftest import vectors_dir
+from ..conftest import examples, vectors_dir
 
 MESSAGES = json.loads((vectors_dir() / "messages.json").read_text())
 SAMPLES = [bytes.fromhex(MESSAGES[i][k]) for i in range(0, 300, 37)
@@ -128,7 +128,7 @@ def test_every_truncation_of_real_messages_fails_cleanly() -> None:
 STRUCTS = [MLSMessage, KeyPackage, LeafNode, GroupInfo, Welcome, GroupSecrets, Commit]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400), st.sampled_from(STRUCTS))
 def test_random_bytes_only_raise_decode_error(data: bytes, cls: type) -> None:
     try:
@@ -138,7 +138,7 @@ def test_random_bytes_only_raise_decode_error(data: bytes, cls: type) -> None:
     assert obj.serialize() == data  # whatever decodes re-encodes identically
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SAMPLES), st.integers(min_value=0), st.integers(min_value=0, max_value=255),
        st.booleans())
 def test_mutated_messages_only_raise_decode_error(data: bytes, pos: int, byte: int,

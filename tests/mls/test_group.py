@@ -218,7 +218,7 @@ def test_external_commit_join_and_resync() -> None:
     # The joiner's own commit echoed back by the delivery service is recognised.
     assert isinstance(joiner.process(ej.commit), OwnMessage)
     # Resync: b lost its state and rejoins externally, removing its old leaf.
-    ej2 = join_external(P, a.group_info(), Signer.generate(cs, b"m/1-new"),
+    ej2 = join_external(P, a.group_info(), Signer.generate(cs, b"m/1"),
                         remove_prior=b.leaf_index)
     a.process(ej2.commit)
     joiner.process(ej2.commit)

@@ -427,16 +427,23 @@ async def test_idle_lock_with_an_injected_clock() -> None:
 
 
 async def test_idle_lock_fires_without_any_call() -> None:
+    # The injected clock decides when the deadline passes; the watchdog (which wakes at
+    # least every idle period of real time) only has to notice. No timing assumption.
+    clock = FakeClock()
     vault = await Vault.open(MemoryStorage(), CryptographyCipher(), idle_lock_seconds=0.05,
-                             kdf=fast_kdf)
+                             kdf=fast_kdf, clock=clock)
     reasons: list[LockReason] = []
-    vault.on_lock(reasons.append)
+    locked = asyncio.Event()
+    vault.on_lock(lambda r: (reasons.append(r), locked.set()))
     await vault.create(PASSWORD)
-    await asyncio.sleep(0.03)
-    vault.touch()
-    await asyncio.sleep(0.03)
-    assert reasons == []  # touched: the deadline moved
-    await asyncio.sleep(0.2)
+    clock.now += 0.04
+    vault.touch()  # the deadline moves to now + 0.05
+    clock.now += 0.04  # past the first deadline, not the second
+    for _ in range(5):  # several watchdog rounds see a clock that has not passed it
+        await asyncio.sleep(0.05)
+    assert reasons == [] and not vault.locked
+    clock.now += 0.02
+    await asyncio.wait_for(locked.wait(), timeout=60)  # nobody calls the vault
     assert reasons == [LockReason.IDLE] and vault._key is None
 
 

@@ -105,7 +105,8 @@ async def test_two_people_chat_across_the_boundary(clients: Callable[[str], Clie
     await bob.sign_up()
     made = await alice.call("create", name="Plans", members=[bob.name, "nobody-here"])
     conv = made["conversation"]
-    assert f"Added {bob.name}" in made["report"] and "Not added: nobody-here" in made["report"]
+    summary = made["report"]["summary"]
+    assert f"Added {bob.name}" in summary and "nobody-here could not be added" in summary
     await bob.event(lambda k, d: k == "conversation" and d["conversation"] == conv)
     result = await alice.call("send", conversation=conv, text="hello bob")
     assert result["state"] == "sent"

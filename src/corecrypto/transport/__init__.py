@@ -5,6 +5,15 @@ WebSocket)."""
 
 from __future__ import annotations
 
-from .base import MemoryStore, Response, Store, Transport, TransportError, WebSocketConnection
+from .base import (
+    MemoryStore,
+    MeteredStore,
+    Response,
+    Store,
+    Transport,
+    TransportError,
+    WebSocketConnection,
+)
 
-__all__ = ["MemoryStore", "Response", "Store", "Transport", "TransportError", "WebSocketConnection"]
+__all__ = ["MemoryStore", "MeteredStore", "Response", "Store", "Transport", "TransportError",
+           "WebSocketConnection"]

@@ -70,3 +70,34 @@ class MemoryStore:
 
     async def delete(self, name: str) -> None:
         self.records.pop(name, None)
+
+
+class MeteredStore:
+    """A :class:`Store` that counts what goes through to ``inner``: writes, bytes
+    written and reads, per record-name prefix too (``"msg"``, ``"chat"``, ...). For
+    tests and benchmarks of the storage cost."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.writes = 0
+        self.bytes_written = 0
+        self.reads = 0
+        self.writes_by_kind: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self.writes = self.bytes_written = self.reads = 0
+        self.writes_by_kind = {}
+
+    async def get(self, name: str) -> bytes | None:
+        self.reads += 1
+        return await self.inner.get(name)
+
+    async def put(self, name: str, data: bytes) -> None:
+        self.writes += 1
+        self.bytes_written += len(data)
+        kind = name.partition(":")[0]
+        self.writes_by_kind[kind] = self.writes_by_kind.get(kind, 0) + 1
+        await self.inner.put(name, data)
+
+    async def delete(self, name: str) -> None:
+        await self.inner.delete(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ..credentials import Credential
 from ..crypto import CipherSuite
 from ..errors import (
     PendingCommitError,
@@ -140,6 +141,16 @@ class GroupBase:
             st.cs, st.signature_priv)
         return MLSMessage.wrap(gi).serialize()
 
+    def pending_group_info(self, *, with_ratchet_tree: bool = True,
+                           with_external_pub: bool = True) -> bytes:
+        """The signed GroupInfo of the epoch our pending commit creates (§12.4.3): the
+        delivery service stores it with the commit and hands it to external joiners."""
+        pc = self._state.pending_commit
+        if pc is None:
+            raise PendingCommitError("no pending commit")
+        return GroupBase(pc.next_state, self.config).group_info(
+            with_ratchet_tree=with_ratchet_tree, with_external_pub=with_external_pub)
+
     def _require_active(self) -> GroupState:
         st = self._state
         if st.status == Status.REMOVED:
@@ -148,11 +159,12 @@ class GroupBase:
             raise StateError("this group was reinitialized; continue in the new group (§11.2)")
         return st
 
-    def _check_list(self, st: GroupState, entries: Sequence[ProposalEntry], committer: Sender
-                    ) -> None:
+    def _check_list(self, st: GroupState, entries: Sequence[ProposalEntry], committer: Sender,
+                    joiner: Credential | None = None) -> None:
         check_proposal_list(
             st.cs, [(e.proposal, e.sender) for e in entries], committer, st.tree,
-            st.context.extensions, self.config, st.epoch, [e for e, _ in st.resumption_psks])
+            st.context.extensions, self.config, st.epoch, [e for e, _ in st.resumption_psks],
+            joiner)
 
     def merge_pending_commit(self) -> None:
         """The delivery service accepted our commit: enter the new epoch."""

@@ -16,6 +16,8 @@ from .. import tree_math as tm
 from ..commit import Commit
 from ..crypto import CipherSuite, CryptoProvider
 from ..errors import (
+    CryptoError,
+    DecodeError,
     PendingCommitError,
     ValidationError,
 )
@@ -35,7 +37,7 @@ from ..group_context import GroupContext
 from ..group_info import GroupInfo
 from ..key_package import KeyPackage
 from ..key_schedule import welcome_key_nonce
-from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNodeSource
+from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNodeSource, Lifetime
 from ..message import MLSMessage
 from ..proposals import (
     Add,
@@ -55,7 +57,7 @@ from ..secret_tree import SecretTree
 from ..transcript import interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path
 from ..welcome import EncryptedGroupSecrets, GroupSecrets, Welcome, seal_group_secrets
-from .config import GroupConfig
+from .config import GroupConfig, config_now
 from .epoch import (
     NextEpoch,
     ProposalEntry,
@@ -93,8 +95,9 @@ class Group(Receiver):
         config = config or GroupConfig()
         cs = CipherSuite(cipher_suite, provider)
         enc_priv, enc_pub = cs.generate_hpke_key_pair()
-        leaf = make_leaf_node(cs, signer, enc_pub, capabilities=capabilities).signed(
-            cs, signer.signature_priv)
+        lifetime = Lifetime.starting(config_now(config), config.lifetime)
+        leaf = make_leaf_node(cs, signer, enc_pub, lifetime=lifetime,
+                              capabilities=capabilities).signed(cs, signer.signature_priv)
         tree = RatchetTree.one_member(cs, leaf)
         exts = tuple(extensions)
         check_group_extensions(cs, exts, tree)
@@ -279,8 +282,8 @@ class Group(Receiver):
             try:
                 self._check_list(st, [*chosen, entry, *by_value], me)
                 apply_proposals(st, [*chosen, entry, *by_value], self.config)
-            except ValidationError:
-                continue
+            except (ValidationError, CryptoError, DecodeError):
+                continue  # e.g. a forged leaf signature: leave it out (§12.2)
             chosen.append(entry)
         return chosen
 

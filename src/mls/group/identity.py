@@ -10,11 +10,16 @@ from ..credentials import Credential, CredentialType
 from ..crypto import SUITES, CipherSuite
 from ..extensions import Extension, ExtensionType
 from ..key_package import KeyPackage
-from ..leaf_node import PROTOCOL_VERSION_MLS10, Capabilities, LeafNode, LeafNodeSource, Lifetime
-
-#: KeyPackages are valid for 90 days by default (with an hour of clock skew).
-DEFAULT_LIFETIME = 90 * 24 * 3600
-CLOCK_SKEW = 3600
+from ..leaf_node import (
+    DEFAULT_LIFETIME,
+    PROTOCOL_VERSION_MLS10,
+    Capabilities,
+    LeafNode,
+    LeafNodeSource,
+    Lifetime,
+)
+from ..signature_key import check_signature_key
+from .config import system_clock
 
 
 def default_capabilities(credential_types: Sequence[int] = (CredentialType.BASIC,)) -> Capabilities:
@@ -73,18 +78,19 @@ class KeyPackageBundle:
 
 
 def make_leaf_node(
-    cs: CipherSuite, signer: Signer, encryption_key: bytes, *,
-    capabilities: Capabilities | None = None, lifetime: Lifetime | None = None,
-    extensions: tuple[Extension, ...] = (),
+    cs: CipherSuite, signer: Signer, encryption_key: bytes, *, lifetime: Lifetime,
+    capabilities: Capabilities | None = None, extensions: tuple[Extension, ...] = (),
 ) -> LeafNode:
-    """An unsigned key_package leaf node."""
+    """An unsigned key_package leaf node; refuses a signature key that is not
+    in the suite's encoding (§5.1.1)."""
+    check_signature_key(cs, signer.signature_pub)
     return LeafNode(
         encryption_key=encryption_key,
         signature_key=signer.signature_pub,
         credential=signer.credential,
         capabilities=capabilities or default_capabilities(),
         leaf_node_source=LeafNodeSource.KEY_PACKAGE,
-        lifetime=lifetime or Lifetime(0, 2**64 - 1),
+        lifetime=lifetime,
         extensions=extensions,
     )
 
@@ -94,14 +100,12 @@ def create_key_package(
     lifetime: int = DEFAULT_LIFETIME, last_resort: bool = False,
     capabilities: Capabilities | None = None, leaf_extensions: tuple[Extension, ...] = (),
 ) -> KeyPackageBundle:
-    """Fresh init and encryption keys in a signed KeyPackage (§10).
-
-    ``now`` sets the lifetime window; without it the window is unbounded.
-    """
+    """Fresh init and encryption keys in a signed KeyPackage (§10), valid for
+    ``lifetime`` seconds from ``now`` (default: the system clock), back-dated by
+    an hour of clock skew (§7.2)."""
+    window = Lifetime.starting(system_clock() if now is None else now, lifetime)
     init_priv, init_pub = cs.generate_hpke_key_pair()
     enc_priv, enc_pub = cs.generate_hpke_key_pair()
-    window = (Lifetime(max(0, now - CLOCK_SKEW), now + lifetime) if now is not None
-              else Lifetime(0, 2**64 - 1))
     leaf = make_leaf_node(cs, signer, enc_pub, capabilities=capabilities, lifetime=window,
                           extensions=leaf_extensions).signed(cs, signer.signature_priv)
     exts = (Extension(ExtensionType.LAST_RESORT, b""),) if last_resort else ()

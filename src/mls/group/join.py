@@ -3,7 +3,6 @@ commit (§12.4.3.2)."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -12,12 +11,11 @@ from .. import tree_math as tm
 from ..commit import Commit
 from ..crypto import CipherSuite, CryptoProvider
 from ..errors import (
-    ConfirmationTagError,
     DecodeError,
     SignatureError,
     ValidationError,
 )
-from ..extensions import ExtensionType, ExternalPub, find_extension
+from ..extensions import ExtensionType, ExternalPub, check_unique_extensions, find_extension
 from ..framing import (
     AuthenticatedContent,
     ContentType,
@@ -28,22 +26,23 @@ from ..framing import (
     WireFormat,
 )
 from ..group_info import GroupInfo
-from ..leaf_node import LeafNodeSource
+from ..key_package import KeyPackage
+from ..leaf_node import LeafNodeSource, Lifetime
 from ..message import MLSMessage
 from ..proposals import ExternalInit, Proposal, ProposalOrRef, Remove
 from ..psk import PreSharedKeyID, PSKType, ResumptionPSKUsage, psk_secret
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
-from ..transcript import interim_transcript_hash
+from ..transcript import check_confirmation_tag, interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path, private_from_path_secret
-from ..welcome import Welcome, open_group_secrets
+from ..welcome import GroupSecrets, Welcome, open_group_secrets
 from .base import read_ratchet_tree_ext
-from .config import GroupConfig
+from .config import GroupConfig, config_now
 from .epoch import ProposalEntry, apply_proposals, epoch_keys, next_epoch, provisional_context
 from .group import Group
 from .identity import KeyPackageBundle, Signer, make_leaf_node
-from .state import GroupState
+from .state import GroupState, Status
 from .validation import check_leaf_node, check_proposal_list, check_tree_on_join
 
 
@@ -63,19 +62,79 @@ def _psk_values(
     return psk_secret(cs, values)
 
 
+def check_group_info_signature(cs: CipherSuite, gi: GroupInfo, signature_key: bytes) -> None:
+    """The GroupInfo is signed by ``signature_key`` (§12.4.3.1)."""
+    if not gi.verify(cs, signature_key):
+        raise SignatureError("GroupInfo signature is invalid (§12.4.3.1)")
+
+
 def verified_tree(cs: CipherSuite, gi: GroupInfo, ratchet_tree: bytes | None,
                   config: GroupConfig) -> RatchetTree:
     """The tree a joiner gets with a GroupInfo, after checking the GroupInfo's
     signature by its signer's leaf and the tree itself (§12.4.3, §12.4.3.1)."""
+    check_unique_extensions(gi.extensions, "GroupInfo")
+    check_unique_extensions(gi.group_context.extensions, "GroupContext")
     tree = read_ratchet_tree_ext(cs, gi, ratchet_tree)
     signer_leaf = tree.leaf(gi.signer)
     if signer_leaf is None:
         raise ValidationError("GroupInfo signer is not a member (§12.4.3.1)")
-    if not gi.verify(cs, signer_leaf.signature_key):
-        raise SignatureError("GroupInfo signature is invalid (§12.4.3.1)")
+    check_group_info_signature(cs, gi, signer_leaf.signature_key)
     ctx = gi.group_context
     check_tree_on_join(cs, tree, ctx.group_id, ctx.tree_hash, ctx.extensions, config)
     return tree
+
+
+@dataclass(frozen=True)
+class OpenedWelcome:
+    """A Welcome's contents for one KeyPackage, decrypted (§12.4.3.1)."""
+
+    cs: CipherSuite
+    secrets: GroupSecrets
+    psk_secret: bytes
+    group_info: GroupInfo
+
+
+def open_welcome(
+    cs: CipherSuite, w: Welcome, kp: KeyPackage, init_priv: bytes, config: GroupConfig,
+    resumption: Mapping[tuple[bytes, int], bytes],
+) -> OpenedWelcome:
+    """Find and decrypt our GroupSecrets, check the PSKs, decrypt the GroupInfo
+    (§12.4.3.1); signature, tree and confirmation tag are checked afterwards."""
+    if w.cipher_suite != kp.cipher_suite or cs.id != w.cipher_suite:
+        raise ValidationError("Welcome cipher suite differs from the KeyPackage's (§12.4.3.1)")
+    entry = w.find_secrets(kp.ref(cs))
+    if entry is None:
+        raise ValidationError("the Welcome has no secrets for this KeyPackage (§12.4.3.1)")
+    secrets = open_group_secrets(cs, init_priv, w.encrypted_group_info,
+                                 entry.encrypted_group_secrets)
+    special = [pid for pid in secrets.psks if pid.psktype == PSKType.RESUMPTION
+               and pid.usage != ResumptionPSKUsage.APPLICATION]
+    if len(special) > 1:
+        raise ValidationError("a Welcome may carry at most one reinit/branch PSK (§12.4.3.1)")
+    psk = _psk_values(cs, secrets.psks, config, resumption)
+    key, nonce = ks.welcome_key_nonce(cs, ks.welcome_secret(cs, secrets.joiner_secret, psk))
+    gi_bytes = cs.provider.aead_open(cs.params.aead, key, nonce, b"", w.encrypted_group_info)
+    try:
+        gi = GroupInfo.deserialize(gi_bytes)
+    except DecodeError as e:
+        raise DecodeError(f"malformed GroupInfo in Welcome: {e}") from None
+    ctx = gi.group_context
+    if ctx.cipher_suite != cs.id or ctx.version != kp.version:
+        raise ValidationError("GroupInfo version or cipher suite mismatch (§12.4.3.1)")
+    if special and ctx.epoch != 1:
+        raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
+                              "new group (§12.4.3.1)")
+    return OpenedWelcome(cs, secrets, psk, gi)
+
+
+def welcome_epoch(opened: OpenedWelcome) -> ks.EpochSecrets:
+    """The epoch's secrets from the joiner secret, after checking the
+    GroupInfo's confirmation tag with them (§12.4.3.1)."""
+    cs, gi = opened.cs, opened.group_info
+    epoch = ks.from_joiner(cs, opened.secrets.joiner_secret, opened.psk_secret, gi.group_context)
+    check_confirmation_tag(cs, epoch.confirmation_key, gi.group_context.confirmed_transcript_hash,
+                           gi.confirmation_tag, "GroupInfo confirmation_tag (§12.4.3.1)")
+    return epoch
 
 
 def join_from_welcome(
@@ -92,32 +151,14 @@ def join_from_welcome(
     msg = welcome if isinstance(welcome, MLSMessage) else MLSMessage.deserialize(welcome)
     if not isinstance(msg.body, Welcome):
         raise ValidationError(f"expected a Welcome, got {msg.wire_format.name}")
-    w = msg.body
     kp = bundle.key_package
-    if w.cipher_suite != kp.cipher_suite:
+    if msg.body.cipher_suite != kp.cipher_suite:
         raise ValidationError("Welcome cipher suite differs from the KeyPackage's (§12.4.3.1)")
-    cs = CipherSuite(w.cipher_suite, provider)
-    entry = w.find_secrets(kp.ref(cs))
-    if entry is None:
-        raise ValidationError("the Welcome has no secrets for this KeyPackage (§12.4.3.1)")
-    secrets = open_group_secrets(cs, bundle.init_priv, w.encrypted_group_info,
-                                 entry.encrypted_group_secrets)
-    resumption = {**config.resumption_psks, **(resumption_psks or {})}
-    psk = _psk_values(cs, secrets.psks, config, resumption)
-    key, nonce = ks.welcome_key_nonce(cs, ks.welcome_secret(cs, secrets.joiner_secret, psk))
-    gi_bytes = cs.provider.aead_open(cs.params.aead, key, nonce, b"", w.encrypted_group_info)
-    try:
-        gi = GroupInfo.deserialize(gi_bytes)
-    except DecodeError as e:
-        raise DecodeError(f"malformed GroupInfo in Welcome: {e}") from None
+    cs = CipherSuite(msg.body.cipher_suite, provider)
+    opened = open_welcome(cs, msg.body, kp, bundle.init_priv, config,
+                          {**config.resumption_psks, **(resumption_psks or {})})
+    secrets, gi = opened.secrets, opened.group_info
     ctx = gi.group_context
-    if ctx.cipher_suite != cs.id or ctx.version != kp.version:
-        raise ValidationError("GroupInfo version or cipher suite mismatch (§12.4.3.1)")
-    for pid in secrets.psks:
-        if pid.psktype == PSKType.RESUMPTION and pid.usage != ResumptionPSKUsage.APPLICATION \
-                and ctx.epoch != 1:
-            raise ValidationError("a reinit/branch PSK is only valid when joining epoch 1 of the "
-                                  "new group (§12.4.3.1)")
     tree = verified_tree(cs, gi, ratchet_tree, config)
     my_leaf = next((i for i, leaf in tree.leaves() if leaf == kp.leaf_node), None)
     if my_leaf is None:
@@ -128,10 +169,7 @@ def join_from_welcome(
                                            secrets.path_secret)
     else:
         private = TreeKemPrivate(my_leaf, {2 * my_leaf: bundle.encryption_priv})
-    epoch = ks.from_joiner(cs, secrets.joiner_secret, psk, ctx)
-    tag = cs.mac(epoch.confirmation_key, ctx.confirmed_transcript_hash)
-    if not hmac.compare_digest(tag, gi.confirmation_tag):
-        raise ConfirmationTagError("GroupInfo confirmation_tag is invalid (§12.4.3.1)")
+    epoch = welcome_epoch(opened)
     state = GroupState(
         cs=cs, context=ctx, tree=tree, private=private, signature_priv=bundle.signature_priv,
         interim_transcript_hash=interim_transcript_hash(cs, ctx.confirmed_transcript_hash,
@@ -195,10 +233,11 @@ def join_external(
         proposals.append(Remove(remove_prior))
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
-                        ctx.extensions, config, ctx.epoch, [])
+                        ctx.extensions, config, ctx.epoch, [], signer.credential)
     prov = apply_proposals(base, entries, config)
     enc_priv, enc_pub = cs.generate_hpke_key_pair()
-    template = make_leaf_node(cs, signer, enc_pub)
+    template = make_leaf_node(cs, signer, enc_pub,
+                              lifetime=Lifetime.starting(config_now(config), config.lifetime))
     t2, my_leaf = prov.tree.add_leaf(template)
     check_leaf_node(cs, template, LeafNodeSource.KEY_PACKAGE, prov.tree, prov.extensions, config,
                     group_id=None, leaf_index=None, check_signature=False)
@@ -219,6 +258,8 @@ def join_external(
                      init_secret, config)
     ac = replace(ac, auth=FramedContentAuthData(ac.auth.signature, nxt.confirmation_tag))
     message = MLSMessage.wrap(PublicMessage.protect(cs, ac, None, ctx)).serialize()
+    # A resync removes our old leaf, and we take the leftmost blank one, often the same
+    # index: that removal is not ours, so the new member is active whatever the index.
     state = replace(nxt.state, past_epochs=(), resumption_psks=(),
-                    last_own_commit=cs.hash(message))
+                    last_own_commit=cs.hash(message), status=Status.ACTIVE)
     return ExternalJoin(Group(state, config), message)

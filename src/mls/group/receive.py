@@ -14,7 +14,7 @@ from .. import private_message as pm
 from ..commit import Commit
 from ..credentials import Credential
 from ..errors import (
-    ConfirmationTagError,
+    CryptoError,
     DecodeError,
     EpochError,
     MembershipTagError,
@@ -45,6 +45,7 @@ from ..proposals import (
 )
 from ..public_message import PublicMessage
 from ..ratchet_tree import RatchetTree
+from ..transcript import check_confirmation_tag
 from ..treekem import TreeKemPrivate, apply_update_path, verify_path_leaf
 from .base import GroupBase
 from .epoch import (
@@ -64,6 +65,7 @@ from .results import (
 from .state import GroupState, PendingProposal, Status
 from .validation import (
     check_leaf_node,
+    check_update_path,
     proposal_sender_allowed,
 )
 
@@ -98,7 +100,7 @@ class Receiver(GroupBase):
         group_id = body.content.group_id if isinstance(body, PublicMessage) else body.group_id
         epoch = body.content.epoch if isinstance(body, PublicMessage) else body.epoch
         if not hmac.compare_digest(group_id, st.context.group_id):
-            raise ValidationError("message is for another group")
+            raise ValidationError("message is for another group (§6.1)")
         pc = st.pending_commit
         if pc is not None and raw == pc.message:
             self.merge_pending_commit()
@@ -124,8 +126,9 @@ class Receiver(GroupBase):
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
             if past is None or msg.content_type != ContentType.APPLICATION:
+                rule = "§15.3" if msg.content_type == ContentType.APPLICATION else "§12.4.2"
                 raise EpochError(
-                    f"message for epoch {msg.epoch}, group is at epoch {st.epoch}")
+                    f"message for epoch {msg.epoch}, group is at epoch {st.epoch} ({rule})")
             ctx, tree, sds = past.context, past.secret_tree.copy(), past.sender_data_secret
             member = past.member
         sd = pm.decrypt_sender_data(cs, msg, sds)
@@ -148,7 +151,8 @@ class Receiver(GroupBase):
         cs = st.cs
         c = msg.content
         if c.epoch != st.epoch:
-            raise EpochError(f"message for epoch {c.epoch}, group is at epoch {st.epoch}")
+            raise EpochError(
+                f"message for epoch {c.epoch}, group is at epoch {st.epoch} (§12.4.2)")
         if c.content_type == ContentType.APPLICATION:
             raise ValidationError("application data in a PublicMessage (§6.2)")
         ac = msg.authenticated_content
@@ -189,8 +193,8 @@ class Receiver(GroupBase):
             ref = ac.proposal_ref(st.cs)
             if any(p.ref == ref for p in st.proposals):
                 return OwnMessage(st.epoch, "proposal")
-            raise ValidationError("a proposal from our own leaf that we did not send")
-        raise StateError("a commit from our own leaf that is not our pending commit")
+            raise ValidationError("a proposal from our own leaf that we did not send (§6.2)")
+        raise StateError("a commit from our own leaf that is not our pending commit (§6.2)")
 
     def _dispatch(self, st: GroupState, ac: AuthenticatedContent,
                   credential: Credential | None = None) -> Processed:
@@ -222,12 +226,13 @@ class Receiver(GroupBase):
                           ) -> ProposalMessage:
         if not proposal_sender_allowed(p, ac.content.sender):
             raise ValidationError(
-                f"{type(p).__name__} from a {ac.content.sender.sender_type.name} sender (§12.1)")
+                f"{type(p).__name__} from a {ac.content.sender.sender_type.name} sender is not "
+                "allowed (§12.1, §12.1.8)")
         if isinstance(p, ExternalInit):
             raise ValidationError("ExternalInit outside an external commit (§12.1.6)")
         ref = ac.proposal_ref(st.cs)
         if any(pp.ref == ref for pp in st.proposals):
-            raise ValidationError("duplicate proposal (same ProposalRef) in this epoch")
+            raise ValidationError("duplicate proposal (same ProposalRef) in this epoch (§12.1)")
         self._state = replace(st, proposals=(*st.proposals,
                                              PendingProposal(ref, p, ac.content.sender)))
         return ProposalMessage(ac.content.sender, self._credential(st, ac.content.sender), p, ref)
@@ -257,12 +262,13 @@ class Receiver(GroupBase):
         cs = st.cs
         committer = ac.content.sender
         if ac.auth.confirmation_tag is None:
-            raise ValidationError("commit without confirmation_tag")
+            raise ValidationError("commit without confirmation_tag (§6.1)")
         entries = self._resolve(st, commit, committer)
-        self._check_list(st, entries, committer)
         external = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
+        self._check_list(st, entries, committer,
+                         commit.path.leaf_node.credential if external and commit.path else None)
         if path_required(entries) and commit.path is None:
-            raise ValidationError("commit lacks a required path (§12.4)")
+            raise ValidationError("commit lacks a required path (§12.4.2)")
         prov = apply_proposals(st, entries, self.config)
         tree = prov.tree
         init_secret = st.keys.init_secret
@@ -272,8 +278,8 @@ class Receiver(GroupBase):
             ext_priv, _ = external_key_pair(cs, st.keys.external_secret)
             try:
                 ctx_r = cs.hpke.setup_base_r(prov.external_init.kem_output, ext_priv, b"")
-            except (ValueError, DecodeError) as e:
-                raise ValidationError(f"ExternalInit kem_output is invalid: {e}") from None
+            except (ValueError, DecodeError, CryptoError) as e:
+                raise ValidationError(f"ExternalInit kem_output is invalid (§8.3): {e}") from None
             init_secret = ctx_r.export(b"MLS 1.0 external init secret", cs.hash_length)
             prov = replace(prov, tree=tree)
         else:
@@ -293,6 +299,8 @@ class Receiver(GroupBase):
             check_leaf_node(cs, commit.path.leaf_node, LeafNodeSource.COMMIT, tree,
                             prov.extensions, self.config, group_id=st.context.group_id,
                             leaf_index=sender_leaf, replacing=sender_leaf, check_signature=False)
+            check_update_path(tree, sender_leaf, commit.path,
+                              frozenset(i for i, _ in prov.added), external)
             verify_path_leaf(cs, tree, sender_leaf, commit.path, st.context.group_id)
             if removed_self:
                 tree = tree.merge_update_path(sender_leaf, commit.path.leaf_node,
@@ -302,9 +310,10 @@ class Receiver(GroupBase):
                                             context_for, frozenset(i for i, _ in prov.added))
                 tree, private, commit_secret = applied.tree, applied.private, applied.commit_secret
         nxt = next_epoch(st, prov, ac, tree, private, commit_secret, init_secret, self.config)
-        if not removed_self and not hmac.compare_digest(nxt.confirmation_tag,
-                                                        ac.auth.confirmation_tag):
-            raise ConfirmationTagError("confirmation_tag is invalid (§12.4.2)")
+        if not removed_self:
+            check_confirmation_tag(cs, nxt.secrets.confirmation_key,
+                                   nxt.state.context.confirmed_transcript_hash,
+                                   ac.auth.confirmation_tag, "confirmation_tag (§12.4.2)")
         new_state = nxt.state
         if removed_self:
             new_state = replace(st, status=Status.REMOVED, pending_commit=None)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import tree_math as tm
+from ..commit import UpdatePath
+from ..credentials import Credential
 from ..crypto import CipherSuite
-from ..errors import CryptoError, ValidationError
+from ..errors import SignatureError, ValidationError
 from ..extensions import (
     Extension,
     ExtensionType,
@@ -31,6 +33,7 @@ from ..proposals import (
 )
 from ..psk import PSKType, ResumptionPSKUsage
 from ..ratchet_tree import RatchetTree
+from ..signature_key import check_signature_key
 from .config import GroupConfig
 
 
@@ -91,18 +94,17 @@ def check_leaf_node(
             f"leaf_node_source is {leaf.leaf_node_source.name}, expected {source.name} (§7.3)")
     if not config.credential_validator(leaf.credential, leaf.signature_key):
         raise ValidationError("the credential was rejected by the Authentication Service (§5.3.1)")
+    check_signature_key(cs, leaf.signature_key)
     if check_signature and not leaf.verify(cs, group_id, leaf_index):
-        raise CryptoError("leaf node signature is invalid (§7.3)")
+        raise SignatureError("leaf node signature is invalid (§7.3)")
     check_leaf_capabilities(leaf)
     if cs.id not in leaf.capabilities.cipher_suites:
         raise ValidationError("leaf capabilities do not include the group's cipher suite (§7.2)")
     if not supports_required(leaf.capabilities, required_capabilities(group_extensions)):
         raise ValidationError("leaf does not support the group's required capabilities (§7.3)")
-    if source == LeafNodeSource.KEY_PACKAGE and config.clock is not None:
-        now = config.clock()
-        assert leaf.lifetime is not None
-        if not leaf.lifetime.not_before <= now <= leaf.lifetime.not_after:
-            raise ValidationError("leaf lifetime does not cover the current time (§7.3)")
+    if leaf.lifetime is not None:
+        leaf.lifetime.check(config.clock() if config.clock is not None else None,
+                            config.max_lifetime)
     ctype = leaf.credential.credential_type
     for i, other in tree.leaves():
         if i == replacing:
@@ -133,36 +135,85 @@ def check_tree_on_join(
     sig_keys: set[bytes] = set()
     req = required_capabilities(group_extensions)
     for i, leaf in tree.leaves():
+        check_signature_key(cs, leaf.signature_key)
         if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
             ok = leaf.verify(cs)
         else:
             ok = leaf.verify(cs, group_id, i)
         if not ok:
-            raise CryptoError(f"leaf {i} signature is invalid (§7.3)")
+            raise SignatureError(f"leaf {i} signature is invalid (§7.3)")
         if not config.credential_validator(leaf.credential, leaf.signature_key):
-            raise ValidationError(f"leaf {i} credential rejected by the Authentication Service")
+            raise ValidationError(
+                f"leaf {i} credential rejected by the Authentication Service (§5.3.1)")
         check_leaf_capabilities(leaf)
+        if cs.id not in leaf.capabilities.cipher_suites:
+            raise ValidationError(f"leaf {i} does not support the group's cipher suite (§7.2)")
         if not supports_required(leaf.capabilities, req):
             raise ValidationError(f"leaf {i} does not support the required capabilities (§7.3)")
+        if leaf.lifetime is not None:
+            # Only the length: a member's leaf may have expired since it was added (§7.3).
+            leaf.lifetime.check(None, config.max_lifetime, f"leaf {i}")
         if leaf.encryption_key in enc_keys or leaf.signature_key in sig_keys:
             raise ValidationError(f"leaf {i} duplicates another member's key (§7.3)")
         enc_keys.add(leaf.encryption_key)
         sig_keys.add(leaf.signature_key)
+    check_group_extensions(cs, group_extensions, tree)
     n = tree.n_leaves
     for x in range(1, len(tree.nodes), 2):
         node = tree.nodes[x]
         if node is None:
             continue
         if node.encryption_key in enc_keys:
-            raise ValidationError(f"node {x} reuses an encryption key (§7.3)")
+            raise ValidationError(f"node {x} reuses an encryption key (§12.4.3.1)")
         enc_keys.add(node.encryption_key)
         for u in node.unmerged_leaves:  # type: ignore[union-attr]
             # An unmerged leaf must exist and lie below the node, and every
-            # parent between them must list it too (§7.1, §12.4.3.1).
+            # parent between them must list it too (§12.4.3.1).
             if u >= n or tree.leaf(u) is None:
-                raise ValidationError(f"node {x} lists a blank or absent unmerged leaf {u}")
+                raise ValidationError(
+                    f"node {x} lists a blank or absent unmerged leaf {u} (§12.4.3.1)")
             if not tm.is_in_subtree(x, 2 * u):
-                raise ValidationError(f"node {x} lists unmerged leaf {u} outside its subtree")
+                raise ValidationError(
+                    f"node {x} lists unmerged leaf {u} outside its subtree (§12.4.3.1)")
+            for p in tm.direct_path(2 * u, n):
+                if p == x:
+                    break
+                between = tree.nodes[p]
+                if between is not None and u not in between.unmerged_leaves:  # type: ignore[union-attr]
+                    raise ValidationError(
+                        f"node {p} between leaf {u} and node {x} does not list it as "
+                        "unmerged (§12.4.3.1)")
+
+
+def check_update_path(
+    tree: RatchetTree, sender: int, path: UpdatePath, added: frozenset[int], external: bool
+) -> None:
+    """The shape and keys of a received UpdatePath against the tree the commit's
+    proposals produced (§7.6, §12.4.2): one node per filtered direct path node,
+    one ciphertext per node of each copath resolution, a new leaf encryption key
+    and no public key that already appears in the tree."""
+    fdp = tree.filtered_direct_path(sender)
+    if len(fdp) != len(path.nodes):
+        raise ValidationError(
+            f"UpdatePath has {len(path.nodes)} nodes but the filtered direct path has "
+            f"{len(fdp)} (§12.4.2)")
+    copath = dict(zip(tree.direct_path(sender), tree.copath(sender), strict=True))
+    for x, node in zip(fdp, path.nodes, strict=True):
+        want = len(tree.resolution(copath[x], added))
+        if len(node.encrypted_path_secret) != want:
+            raise ValidationError(
+                f"UpdatePathNode for node {x} has {len(node.encrypted_path_secret)} "
+                f"ciphertexts for a copath resolution of {want} (§7.6)")
+    current = tree.leaf(sender)
+    if not external and current is not None \
+            and current.encryption_key == path.leaf_node.encryption_key:
+        raise ValidationError(
+            "the committer's new leaf keeps its current encryption_key (§12.4.2)")
+    in_tree = {n.encryption_key for i, n in enumerate(tree.nodes)
+               if n is not None and not (external and i == 2 * sender)}
+    new_keys = [path.leaf_node.encryption_key, *(n.encryption_key for n in path.nodes)]
+    if len(set(new_keys)) != len(new_keys) or in_tree.intersection(new_keys):
+        raise ValidationError("an UpdatePath public key already appears in the tree (§12.4.2)")
 
 
 def proposal_sender_allowed(p: Proposal, sender: Sender) -> bool:
@@ -186,8 +237,10 @@ def check_proposal_list(
     config: GroupConfig,
     epoch: int,
     resumption_epochs: Sequence[int],
+    joiner: Credential | None = None,
 ) -> None:
-    """The rules of RFC 9420 §12.2 (and §12.4.3.2 for external commits)."""
+    """The rules of RFC 9420 §12.2 (and §12.4.3.2 for external commits, whose
+    new leaf's credential is ``joiner``)."""
     external_commit = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
     touched: set[int] = set()
     added_sig_keys: set[bytes] = set()
@@ -264,8 +317,13 @@ def check_proposal_list(
                     "proposals (§12.4.3.2)")
         if len(removed) > 1:
             raise ValidationError("an external commit may remove at most one member (§12.4.3.2)")
-    elif n_ext_init:
-        raise ValidationError("ExternalInit is only allowed in external commits (§12.2)")
+        for r in removed:
+            old = tree.leaf(r)
+            if joiner is None or old is None or not config.same_client(old.credential, joiner):
+                raise ValidationError(
+                    f"an external commit may only remove the joiner's own old leaf, not leaf {r} "
+                    "(§12.4.3.2)")
+    # (An ExternalInit in a regular commit already failed the sender rule above, §12.2.)
     # Adds: valid KeyPackages, no duplicates among themselves or with members that stay.
     staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
     for p, _ in proposals:
@@ -273,7 +331,8 @@ def check_proposal_list(
             continue
         leaf = p.key_package.leaf_node
         kp = p.key_package
-        check_key_package(cs, kp, config.clock() if config.clock is not None else None)
+        check_key_package(cs, kp, config.clock() if config.clock is not None else None,
+                          config.max_lifetime)
         if leaf.signature_key in added_sig_keys or leaf.encryption_key in added_enc_keys:
             raise ValidationError("two Add proposals for the same client (§12.2)")
         added_sig_keys.add(leaf.signature_key)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..crypto import CipherSuite, CryptoProvider
+from ..errors import DecryptionError
 from .registry import Case
-from .util import expect, expect_true, h
+from .util import expect, expect_false, expect_rejected, expect_true, flip, h
 
 
 def check(case: Case, provider: CryptoProvider) -> None:
@@ -28,6 +29,8 @@ def check(case: Case, provider: CryptoProvider) -> None:
     label, content, pub = s["label"].encode(), h(s["content"]), h(s["pub"])
     ok = cs.verify_with_label(pub, label, content, h(s["signature"]))
     expect_true("sign_with_label verify", ok)
+    expect_false("flipped signature", cs.verify_with_label(pub, label, content,
+                                                           flip(h(s["signature"]))))
     expect("sign_with_label pub", cs.signature_public_key(h(s["priv"])), pub)
     sig = cs.sign_with_label(h(s["priv"]), label, content)
     expect_true("sign_with_label round trip", cs.verify_with_label(pub, label, content, sig))
@@ -36,6 +39,8 @@ def check(case: Case, provider: CryptoProvider) -> None:
     label, ctx, pt, priv = x["label"].encode(), h(x["context"]), h(x["plaintext"]), h(x["priv"])
     got = cs.decrypt_with_label(priv, label, ctx, h(x["kem_output"]), h(x["ciphertext"]))
     expect("decrypt_with_label", got, pt)
+    expect_rejected("flipped ciphertext", DecryptionError, lambda: cs.decrypt_with_label(
+        priv, label, ctx, h(x["kem_output"]), flip(h(x["ciphertext"]))))
     kem_output, ct = cs.encrypt_with_label(h(x["pub"]), label, ctx, pt)
     got = cs.decrypt_with_label(priv, label, ctx, kem_output, ct)
     expect("encrypt_with_label round trip", got, pt)

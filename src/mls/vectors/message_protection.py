@@ -3,11 +3,13 @@ PrivateMessage encryption (RFC 9420 §6.2, §6.3)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .. import private_message as pm
 from ..codec import Reader
 from ..commit import Commit
 from ..crypto import CipherSuite, CryptoProvider
-from ..errors import ValidationError
+from ..errors import MLSError, ValidationError
 from ..framing import AuthenticatedContent, ContentType, FramedContent, Sender, WireFormat
 from ..group_context import GroupContext
 from ..leaf_node import PROTOCOL_VERSION_MLS10
@@ -17,7 +19,7 @@ from ..proposals import decode_proposal
 from ..public_message import PublicMessage
 from ..secret_tree import SecretTree
 from .registry import Case, VectorMismatch
-from .util import expect, expect_true, h
+from .util import expect, expect_false, expect_rejected, expect_true, flip, h
 
 SENDER = 1
 
@@ -44,13 +46,25 @@ class _Env:
         expect_true(f"{name} membership_tag",
                     msg.body.verify_membership_tag(self.cs, self.membership_key, self.ctx))
         ac = msg.body.authenticated_content
+        expect(f"{name} sender", ac.content.sender, Sender.member(SENDER))
         expect_true(f"{name} signature", ac.verify(self.cs, self.sig_pub, self.ctx))
+        # Corrupted variants: a flipped membership tag, a flipped signature.
+        tag = msg.body.membership_tag or b""
+        expect_false(f"{name} flipped membership_tag", replace(
+            msg.body, membership_tag=flip(tag)).verify_membership_tag(
+                self.cs, self.membership_key, self.ctx))
+        expect_false(f"{name} flipped signature", replace(
+            ac, auth=replace(ac.auth, signature=flip(ac.auth.signature))).verify(
+                self.cs, self.sig_pub, self.ctx))
         return ac
 
     def unprotect(self, name: str, data: bytes, tree: SecretTree) -> AuthenticatedContent:
         msg = MLSMessage.deserialize(data)
         if not isinstance(msg.body, PrivateMessage):
             raise VectorMismatch(f"{name} is not a PrivateMessage")
+        bad = replace(msg.body, ciphertext=flip(msg.body.ciphertext))
+        expect_rejected(f"{name} flipped ciphertext", MLSError,
+                        lambda: pm.decrypt(self.cs, bad, tree.copy(), self.sender_data_secret))
         ac = pm.decrypt(self.cs, msg.body, tree, self.sender_data_secret)
         expect(f"{name} sender", ac.content.sender, Sender.member(SENDER))
         expect_true(f"{name} signature", ac.verify(self.cs, self.sig_pub, self.ctx))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from ..codec import Reader, Struct, Writer
 from ..commit import Commit
 from ..crypto import CryptoProvider
+from ..errors import DecodeError
 from ..framing import ContentType, WireFormat
 from ..message import MLSMessage
 from ..nodes import decode_tree_nodes, encode_tree_nodes
@@ -23,7 +24,7 @@ from ..proposals import (
 from ..public_message import PublicMessage
 from ..welcome import GroupSecrets
 from .registry import Case, VectorMismatch
-from .util import expect, h
+from .util import expect, expect_rejected, h
 
 
 def _roundtrip_struct(name: str, cls: type[Struct], data: bytes) -> object:
@@ -79,14 +80,15 @@ MESSAGES: dict[str, Callable[[str, bytes], object]] = {
 
 
 def check(case: Case, provider: CryptoProvider) -> None:
-    present = 0
+    """Every field of the format must be present: a null or missing one fails."""
+    for name in (*STRUCTS, *MESSAGES):
+        if case.get(name) is None:
+            raise VectorMismatch(f"{name} is missing or null")
     for name, cls in STRUCTS.items():
-        if case.get(name) is not None:
-            present += 1
-            _roundtrip_struct(name, cls, h(case[name]))
+        data = h(case[name])
+        _roundtrip_struct(name, cls, data)
+        # Corrupted variant: one byte short.
+        expect_rejected(f"{name} truncated", DecodeError,
+                        lambda c=cls, d=data: c.deserialize(d[:-1]))  # type: ignore[misc]
     for name, fn in MESSAGES.items():
-        if case.get(name) is not None:
-            present += 1
-            fn(name, h(case[name]))
-    if present == 0:
-        raise VectorMismatch("case holds none of the message fields")
+        fn(name, h(case[name]))

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from ..crypto import CipherSuite, CryptoProvider
-from ..errors import DecodeError
+from ..errors import DecodeError, MLSError
 from ..group import GroupConfig, KeyPackageBundle, join_from_welcome
 from ..key_package import KeyPackage
 from ..message import MLSMessage
 from .registry import Case, VectorMismatch
-from .util import expect, h
+from .util import expect, expect_rejected, flip, h
 
 
 def _key_package(data: bytes) -> KeyPackage:
@@ -34,8 +34,9 @@ def check(case: Case, provider: CryptoProvider) -> None:
            leaf.encryption_key)
     expect("init_priv matches", cs.hpke_public_key(h(case["init_priv"])), kp.init_key)
     psks = {h(p["psk_id"]): h(p["psk"]) for p in case.get("external_psks") or []}
-    # Lifetimes are not checked: the vectors were generated long ago.
-    config = GroupConfig(psks=psks, max_past_epochs=0)
+    # Lifetimes are not checked: the vectors were generated long ago, with leaves
+    # valid for a year (longer than this library's default maximum).
+    config = GroupConfig(psks=psks, max_past_epochs=0, clock=None, max_lifetime=None)
     bundle = KeyPackageBundle(kp, h(case["init_priv"]), h(case["encryption_priv"]),
                               h(case["signature_priv"]))
     tree = case.get("ratchet_tree")
@@ -46,6 +47,12 @@ def check(case: Case, provider: CryptoProvider) -> None:
     for i, epoch in enumerate(case["epochs"]):
         for proposal in epoch["proposals"]:
             group.process(h(proposal))
+        if i == 0:  # one corrupted variant per case: the first commit, last byte flipped
+            before = group.export_state()
+            corrupted = flip(h(epoch["commit"]))
+            expect_rejected("corrupted commit", MLSError,
+                            lambda bad=corrupted: group.process(bad))  # type: ignore[misc]
+            expect("state after the corrupted commit", group.export_state(), before)
         group.process(h(epoch["commit"]))
         expect(f"epoch {i} epoch_authenticator", group.epoch_authenticator,
                h(epoch["epoch_authenticator"]))

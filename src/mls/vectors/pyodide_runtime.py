@@ -56,7 +56,9 @@ def run_python(
     """
     job = {
         "packages": [str(_MLS_DIR)],
-        "files": [os.path.abspath(f) for f in files],
+        # Resolved here: Pyodide's file system holds only the copied files, so a path
+        # through a directory it lacks ("src/../x.json") would not resolve there.
+        "files": [os.path.realpath(f) for f in files],
         "cwd": os.getcwd(),
         "code": code,
     }
@@ -73,7 +75,8 @@ def run_python(
 def run_in_pyodide(files: Sequence[str], forced_type: str | None) -> int:
     """Run the vector files in Pyodide; prints what ``python -m mls.vectors`` prints
     and returns its exit status (2 if Pyodide cannot be started)."""
-    argv = list(files) if forced_type is None else ["--type", forced_type, *files]
+    resolved = [os.path.realpath(f) for f in files]
+    argv = resolved if forced_type is None else ["--type", forced_type, *resolved]
     # Inside Pyodide the default runtime is the local one, whose provider is Pyodide's.
     code = f"from mls.vectors.__main__ import main\nraise SystemExit(main({argv!r}))\n"
     sys.stdout.flush()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from ..errors import MLSError
 from .registry import VectorMismatch
 
 
@@ -27,3 +29,29 @@ def expect(name: str, got: object, want: object) -> None:
 def expect_true(name: str, ok: bool) -> None:
     if not ok:
         raise VectorMismatch(f"{name}: check failed")
+
+
+def flip(data: bytes, index: int = -1) -> bytes:
+    """``data`` with the low bit of one byte flipped (a corrupted variant)."""
+    if not data:
+        raise VectorMismatch("cannot corrupt an empty value")
+    i = index % len(data)
+    return data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
+
+
+def expect_rejected(name: str, error: type[Exception], fn: Callable[[], object]) -> None:
+    """The library must reject a corrupted variant with ``error``."""
+    try:
+        fn()
+    except error:
+        return
+    except MLSError as e:
+        raise VectorMismatch(f"{name}: rejected with {type(e).__name__}, "
+                             f"expected {error.__name__}: {e}") from None
+    raise VectorMismatch(f"{name}: the corrupted variant was accepted")
+
+
+def expect_false(name: str, ok: bool) -> None:
+    """A corrupted variant's check must fail."""
+    if ok:
+        raise VectorMismatch(f"{name}: the corrupted variant was accepted")

@@ -1,17 +1,26 @@
-"""Welcome vectors (RFC 9420 §12.4.3.1)."""
+"""Welcome vectors (RFC 9420 §12.4.3.1), through the library's join steps.
+
+The vectors carry no ratchet tree, so the case runs the parts of
+:func:`~mls.group.join_from_welcome` that need none: :func:`open_welcome`
+(find, decrypt, check PSKs, decrypt the GroupInfo), the GroupInfo signature
+check and :func:`welcome_epoch` (confirmation tag). Corrupted variants (a
+flipped signature, a flipped confirmation tag, a Welcome for another
+KeyPackage) must be rejected by the same functions.
+"""
 
 from __future__ import annotations
 
-import hmac
+from dataclasses import replace
 
-from .. import key_schedule as ks
 from ..crypto import CipherSuite, CryptoProvider
-from ..group_info import GroupInfo
+from ..errors import ConfirmationTagError, SignatureError, ValidationError
+from ..group import GroupConfig
+from ..group.join import check_group_info_signature, open_welcome, welcome_epoch
 from ..key_package import KeyPackage
 from ..message import MLSMessage
-from ..welcome import Welcome, open_group_secrets
+from ..welcome import Welcome
 from .registry import Case, VectorMismatch
-from .util import expect_true, h
+from .util import expect_rejected, flip, h
 
 
 def check(case: Case, provider: CryptoProvider) -> None:
@@ -20,17 +29,22 @@ def check(case: Case, provider: CryptoProvider) -> None:
     w_msg = MLSMessage.deserialize(h(case["welcome"]))
     if not isinstance(kp_msg.body, KeyPackage) or not isinstance(w_msg.body, Welcome):
         raise VectorMismatch("key_package/welcome fields hold other message types")
-    welcome = w_msg.body
-    entry = welcome.find_secrets(kp_msg.body.ref(cs))
-    if entry is None:
-        raise VectorMismatch("no EncryptedGroupSecrets for the KeyPackage")
-    secrets = open_group_secrets(cs, h(case["init_priv"]), welcome.encrypted_group_info,
-                                 entry.encrypted_group_secrets)
-    psk_secret = bytes(cs.hash_length)
-    key, nonce = ks.welcome_key_nonce(cs, ks.welcome_secret(cs, secrets.joiner_secret, psk_secret))
-    gi = GroupInfo.deserialize(
-        cs.provider.aead_open(cs.params.aead, key, nonce, b"", welcome.encrypted_group_info))
-    expect_true("group info signature", gi.verify(cs, h(case["signer_pub"])))
-    epoch = ks.from_joiner(cs, secrets.joiner_secret, psk_secret, gi.group_context)
-    tag = cs.mac(epoch.confirmation_key, gi.group_context.confirmed_transcript_hash)
-    expect_true("confirmation_tag", hmac.compare_digest(tag, gi.confirmation_tag))
+    kp, welcome = kp_msg.body, w_msg.body
+    config = GroupConfig(clock=None, max_lifetime=None)
+    opened = open_welcome(cs, welcome, kp, h(case["init_priv"]), config, {})
+    signer_pub = h(case["signer_pub"])
+    gi = opened.group_info
+    check_group_info_signature(cs, gi, signer_pub)
+    welcome_epoch(opened)
+
+    # Corrupted variants.
+    bad_sig = replace(opened, group_info=replace(gi, signature=flip(gi.signature)))
+    expect_rejected("flipped GroupInfo signature", SignatureError,
+                    lambda: check_group_info_signature(cs, bad_sig.group_info, signer_pub))
+    bad_tag = replace(opened, group_info=replace(gi, confirmation_tag=flip(gi.confirmation_tag)))
+    expect_rejected("flipped confirmation_tag", ConfirmationTagError,
+                    lambda: welcome_epoch(bad_tag))
+    other = replace(welcome, secrets=tuple(replace(s, new_member=flip(s.new_member))
+                                           for s in welcome.secrets))
+    expect_rejected("Welcome for another KeyPackage", ValidationError,
+                    lambda: open_welcome(cs, other, kp, h(case["init_priv"]), config, {}))

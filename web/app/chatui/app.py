@@ -481,10 +481,8 @@ class ChatApp:
             return h("li", {"class": "history-start", "id": "history-start"},
                      h("button", {"type": "button", "class": "link", "id": "older-btn",
                                   "data-on-click": "older"}, "Show earlier messages"))
-        if v.get("joined_late"):
-            return h("li", {"class": "msg system history-start", "id": "history-start"},
-                     "No earlier messages on this device: a new device gets only what is "
-                     "sent after it joined.")
+        # A device that joined late: the core's first line says where its history
+        # starts (corecrypto.messenger.NO_HISTORY).
         return None
 
     async def on_older(self, _arg, _values):
@@ -635,25 +633,32 @@ class ChatApp:
                 m[k] = data[k]
         replace('#messages [data-local="' + data["local_id"] + '"]', self.line(m))
 
-    def ev_message_removed(self, data):
-        if data["conversation"] == self.current:
-            self.lines.pop(data["local_id"], None)
-            if self.view is not None:
-                self.view["messages"] = [x for x in self.view["messages"]
-                                         if x["local_id"] != data["local_id"]]
-            dom_js.remove('#messages [data-local="' + data["local_id"] + '"]')
-
     def ev_conversation(self, data):
         conv_id = data["conversation"]
         conv = self.convs.setdefault(conv_id, {"conversation": conv_id, "unread": 0,
                                                "active": True})
-        for k in ("name", "active", "unread"):
+        for k in ("name", "active", "unread", "joined_late"):
             if k in data:
                 conv[k] = data[k]
+        if conv_id == self.current:
+            conv["unread"] = 0
         conv.setdefault("name", "New conversation")
         self.sidebar_soon()
         if conv_id == self.current:
             spawn(self.open_conversation(conv_id))
+
+    def ev_device(self, data):
+        event = data.get("event")
+        if event == "joined":
+            announce("This device joined a conversation of yours.")
+        elif event == "join-failed":
+            announce("This device could not join a conversation: " + (data.get("detail") or ""))
+        elif event == "retired":
+            core_js.clear_drafts()
+            self.reset()
+            self.show_message("retired", "This device was removed",
+                              "This device was removed from your account (from another "
+                              "device, or by a wipe). Wipe it to set it up again.")
 
     def ev_members(self, data):
         if data.get("conversation") == self.current and self.view is not None:
@@ -695,7 +700,7 @@ class ChatApp:
             busy("")
             return show_error("#new-conv-error", e.message)
         busy("")
-        report = result.get("report") or ""
+        report = (result.get("report") or {}).get("summary") or ""
         conv_id = result["conversation"]
         self.convs.setdefault(conv_id, {"conversation": conv_id, "unread": 0, "active": True,
                                         "name": values.get("conv-name") or "Conversation"})
@@ -745,7 +750,7 @@ class ChatApp:
             busy("")
             return show_error("#add-member-error", e.message)
         busy("")
-        report = result.get("report") or ""
+        report = (result.get("report") or {}).get("summary") or "Nothing to add."
         dom_js.set_value("#f-add-member", "")
         dom_js.show_error("#add-member-report", report)
         announce(report)
@@ -795,9 +800,49 @@ class ChatApp:
             data = await call("my_key")
         except CoreError as e:
             return announce(e.message)
+        rows = []
+        for d in data.get("devices") or []:
+            label = d["device"] + (" (" + d["name"] + ")" if d["name"] else "")
+            rows.append(h(
+                "li", {"class": "device", "data-device": d["device"]},
+                h("span", {"class": "ident"}, label + (" — this device" if d["current"] else "")
+                  + (" — removed" if d["retired"] else "")),
+                h("code", {}, d["fingerprint"]),
+                None if d["current"] or d["retired"] else h(
+                    "button", {"type": "button", "class": "retire-btn",
+                               "data-on-click": "retire", "data-arg": d["device"]}, "Remove")))
         open_dialog("My key", h("p", {}, "This device: " + data["identity"]),
                     h("p", {"class": "fingerprint", "id": "my-fingerprint"},
-                      data["fingerprint"]))
+                      data["fingerprint"]),
+                    h("h3", {}, "Your devices"),
+                    h("p", {"class": "hint"}, "Each device has its own keys. A new device "
+                                              "joins your conversations by itself; it gets "
+                                              "only what is sent after it joined."),
+                    h("ul", {"class": "members", "id": "device-list"}, rows))
+
+    def on_retire(self, device, _values):
+        open_dialog("Remove device " + device + "?", h(
+            "form", {"id": "retire-form", "data-on-submit": "retire-now", "data-arg": device,
+                     "novalidate": True},
+            h("p", {}, "The device is signed out and removed from every conversation. Use "
+                       "this for a lost device."),
+            field("Account password", "retire-password", type_="password",
+                  autocomplete="current-password"),
+            error_line("retire-error"),
+            h("div", {"class": "actions"},
+              h("button", {"type": "submit", "class": "danger", "id": "confirm-yes"},
+                "Remove " + device),
+              h("button", {"type": "button", "id": "confirm-no",
+                           "data-on-click": "close-dialog"}, "Cancel"))))
+
+    async def on_retire_now(self, device, values):
+        try:
+            await call("retire_device", device=device,
+                       password=values.get("retire-password") or "")
+        except CoreError as e:
+            return self.field_error("retire-error", "#f-retire-password", e.message)
+        close_dialog()
+        announce("Device " + device + " was removed.")
 
     async def on_verify(self, user, _values):
         try:

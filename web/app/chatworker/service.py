@@ -19,18 +19,11 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
+from corecrypto.chat import ChatMessage, Conversation, gid_bytes, user_of
 from corecrypto.errors import CoreCryptoError
-from corecrypto.messenger import (
-    ChatMessage,
-    Conversation,
-    Messenger,
-    MessengerError,
-    gid_bytes,
-    user_of,
-)
+from corecrypto.messenger import Messenger, MessengerError
 from corecrypto.transport import Transport, TransportError
 from corecrypto.trust import group_hex, identity_fingerprint
 from corecrypto.vault import LockReason, Vault, VaultError, WrongPasswordError
@@ -65,7 +58,7 @@ def _server_error(e: MessengerError | TransportError, doing: str) -> RpcError:
     if isinstance(e, TransportError):
         return RpcError("offline", f"Could not reach the server while {doing}. "
                                    "Check the connection and try again.")
-    detail = str(e).partition(": ")[2] or str(e)
+    detail = str(e) or "refused"  # the server's explanation (no method or path)
     if e.status == 429:
         return RpcError("rate-limited", "Too many attempts. Wait a minute and try again.",
                         status=429)
@@ -76,7 +69,7 @@ def _server_error(e: MessengerError | TransportError, doing: str) -> RpcError:
 
 
 def _message(msg: ChatMessage) -> dict[str, Any]:
-    return asdict(msg)
+    return msg.to_json()
 
 
 def _param(params: dict[str, Any], name: str, kind: type = str) -> Any:
@@ -178,9 +171,9 @@ class ChatService:
                     err = RpcError("refused", "This username is taken. Choose another, or "
                                    "sign in if it is yours.", field="username", status=409)
                 elif e.status == 400:
-                    detail = str(e).lower()
-                    err.field = ("username" if "username" in detail
-                                 and "password" not in detail else "password")
+                    detail = f"{e.code} {e}".lower()
+                    err.field = ("username" if "username" in e.code or (
+                        "username" in detail and "password" not in detail) else "password")
                 raise err from None
             except TransportError as e:
                 raise _server_error(e, "creating the account") from None
@@ -302,16 +295,13 @@ class ChatService:
     def _verified(self, m: Messenger, users: set[str]) -> dict[str, bool]:
         return {u: m.trust.is_verified(u) for u in sorted(users) if u != m.user_id}
 
-    def _summary(self, m: Messenger, conv: Conversation) -> dict[str, Any]:
-        last = next((x for x in reversed(conv.messages) if x.kind == "text"), None)
-        return {"conversation": conv.id, "name": conv.name, "unread": conv.unread,
-                "active": conv.active, "count": len(conv.messages),
-                "last_ts": last.ts if last else 0.0}
+    def _summary(self, conv: Conversation) -> dict[str, Any]:
+        return conv.summary()
 
     def _snapshot(self, m: Messenger) -> dict[str, Any]:
         return {"me": {"user": m.user_id, "device": m.device_id, "identity": m.identity},
                 "status": m.status,
-                "conversations": [self._summary(m, c) for c in m.conversations.values()]}
+                "conversations": [self._summary(c) for c in m.conversations.values()]}
 
     async def rpc_snapshot(self, _params: dict[str, Any]) -> dict[str, Any]:
         return self._snapshot(self._m())
@@ -324,9 +314,10 @@ class ChatService:
         m.mark_read(conv.group_id)
         lines = conv.messages[-limit:]
         members = m.members(conv.group_id)
-        senders = {user_of(x.sender) for x in lines if x.sender} | {user_of(i) for i in members}
-        return {**self._summary(m, conv), "messages": [_message(x) for x in lines],
-                "has_older": len(lines) < len(conv.messages),
+        senders = {x.user or user_of(x.sender) for x in lines if x.sender} | {
+            user_of(i) for i in members}
+        return {**self._summary(conv), "messages": [_message(x) for x in lines],
+                "has_older": len(lines) < len(conv.messages) or conv.has_older,
                 "members": members, "verified": self._verified(m, senders),
                 "epoch": m.core_.epoch(conv.group_id) if m.core_.has_group(conv.group_id)
                 else None}
@@ -340,9 +331,14 @@ class ChatService:
         end = next((i for i, x in enumerate(conv.messages) if x.local_id == before), None)
         if end is None:
             raise RpcError("not-found", "That line is not in this conversation.")
-        lines = conv.messages[max(0, end - limit):end]
-        senders = {user_of(x.sender) for x in lines if x.sender}
-        return {"messages": [_message(x) for x in lines], "has_older": end - len(lines) > 0,
+        if end == 0:  # the start of the loaded window: read the page before it
+            lines = await m.load_older(conv.group_id, limit)
+            more = conv.has_older
+        else:
+            lines = conv.messages[max(0, end - limit):end]
+            more = end - len(lines) > 0 or conv.has_older
+        senders = {x.user or user_of(x.sender) for x in lines if x.sender}
+        return {"messages": [_message(x) for x in lines], "has_older": more,
                 "verified": self._verified(m, senders)}
 
     async def rpc_mark_read(self, params: dict[str, Any]) -> None:
@@ -385,29 +381,23 @@ class ChatService:
                                           "characters).")
         return await self._send(m, conv, text)
 
-    async def _send(self, m: Messenger, conv: Conversation, text: str) -> dict[str, Any]:
-        task = asyncio.ensure_future(m.send_text(conv.group_id, text))
+    async def _tracked(self, aw: Awaitable[ChatMessage]) -> dict[str, Any]:
+        """A send or retry, which a hand-over waits for."""
+        task = asyncio.ensure_future(aw)
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
-        try:
-            msg = await task
-        except (MessengerError, TransportError, MLSError) as e:
-            # The line is already marked failed (a message-state event said so).
-            return {"state": "failed", "reason": str(_server_error(e, "sending")
-                                                     if not isinstance(e, MLSError) else e)}
-        return {"state": msg.state, "local_id": msg.local_id}
+        msg = await task
+        return {"state": msg.state, "local_id": msg.local_id, "reason": msg.reason}
+
+    async def _send(self, m: Messenger, conv: Conversation, text: str) -> dict[str, Any]:
+        # The line is shown at once ("sending"); its state follows as events.
+        return await self._tracked(m.send_text(conv.group_id, text))
 
     async def rpc_retry(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Send a failed line again (as a new line; the failed one goes)."""
+        """Send a failed line again (the same line: the server never gets two)."""
         m = self._m()
         conv = self._conv(params)
-        local_id = _param(params, "local_id")
-        old = next((x for x in conv.messages if x.local_id == local_id and x.own), None)
-        if old is None or old.state != "failed":
-            raise RpcError("not-found", "No failed message to send again.")
-        conv.messages.remove(old)
-        self._emit("message-removed", {"conversation": conv.id, "local_id": local_id})
-        return await self._send(m, conv, old.text)
+        return await self._tracked(m.retry(conv.group_id, _param(params, "local_id")))
 
     # -- conversations and members ---------------------------------------------------------
     async def rpc_create(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -419,22 +409,15 @@ class ChatService:
             report = await self._add(m, conv, users) if users else None
         return {"conversation": conv.id, "report": report}
 
-    async def _add(self, m: Messenger, conv: Conversation, users: list[str]) -> str:
-        added, failed = [], []
-        for u in users:
-            try:
-                await m.add_members(conv.group_id, [u])
-                added.append(u)
-            except (MessengerError, TransportError, MLSError) as e:
-                reason = (str(e).partition(": ")[2] or str(e)) if isinstance(
-                    e, MessengerError) else str(e)
-                failed.append(f"{u}: {reason}")
-        parts = []
-        if added:
-            parts.append(f"Added {', '.join(added)}.")
-        if failed:
-            parts.append(f"Not added: {'; '.join(failed)}.")
-        return " ".join(parts)
+    async def _add(self, m: Messenger, conv: Conversation, users: list[str]) -> dict[str, Any]:
+        """Add users (all their devices); what happened, per user, in words."""
+        try:
+            report = await m.add_members(conv.group_id, users)
+        except MessengerError as e:
+            if e.code == "not_added":  # nothing could be added: the summary says why
+                return {"summary": str(e), "added": [], "failed": True}
+            raise
+        return {**report.to_json(), "failed": False}
 
     async def rpc_add(self, params: dict[str, Any]) -> dict[str, Any]:
         m = self._m()
@@ -462,9 +445,29 @@ class ChatService:
         await self._m().refresh_trust(self._conv(params).group_id)
 
     async def rpc_my_key(self, _params: dict[str, Any]) -> dict[str, Any]:
+        """This device's identity and fingerprint, and every device of this user."""
         m = self._m()
-        return {"identity": m.identity,
+        devices = [{"device": str(d["device_id"]), "name": str(d.get("name") or ""),
+                    "current": bool(d.get("current")), "retired": bool(d.get("retired")),
+                    "fingerprint": group_hex(identity_fingerprint(
+                        base64.b64decode(d["signature_key"])))
+                    if d.get("signature_key") else ""}
+                   for d in await m.devices()]
+        return {"identity": m.identity, "devices": devices,
                 "fingerprint": group_hex(identity_fingerprint(m.core_.signature_public_key))}
+
+    async def rpc_retire_device(self, params: dict[str, Any]) -> None:
+        """Retire another device of this user (lost, or wiped elsewhere): the other
+        members remove it from every conversation."""
+        m = self._m()
+        async with self._busy:
+            try:
+                await m.retire_device(_param(params, "device"), _param(params, "password"))
+            except MessengerError as e:
+                if e.status in (401, 403):
+                    raise RpcError("refused", "Wrong account password.", field="password",
+                                   status=e.status) from None
+                raise
 
     async def rpc_verify(self, params: dict[str, Any]) -> dict[str, Any]:
         m = self._m()
