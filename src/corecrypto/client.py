@@ -89,14 +89,12 @@ def valid_identity(credential: Credential, signature_key: bytes) -> bool:
 
 
 def same_user(old: Credential, new: Credential) -> bool:
-    """Our resync rule (RFC 9420 §12.4.3.2): a new device of a user may replace a leaf
-    of another device of the same user (one that was wiped or lost; the delivery
-    service accepts it only for the same user, and members show it as a key change)."""
-    a, b = _identity(old), _identity(new)
-    if a is None or b is None:
+    """Our resync rule (RFC 9420 §12.4.3.2 leaves it to the application): an external
+    commit may remove a leaf of the joiner's own *user*, so that a new or wiped device
+    replaces that user's old device. The delivery service enforces the same rule."""
+    if not (valid_identity(old, b"") and valid_identity(new, b"")):
         return False
-    user = a.rpartition("/")[0]
-    return bool(user) and user == b.rpartition("/")[0]
+    return old.identity.rpartition(b"/")[0] == new.identity.rpartition(b"/")[0]
 
 
 @dataclass

@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> None:
         # blindly, any client could pick the address its rate limits are counted for.
         proxy_headers=forwarded is not None,
         forwarded_allow_ips=forwarded or "",
+        timeout_keep_alive=settings.keepalive_seconds,
         timeout_graceful_shutdown=5,
     )
     _Server(config).run()

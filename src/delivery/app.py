@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -55,13 +56,29 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "form-action 'self'",
     ]
 )
+# Powerful browser features the chat never uses, switched off for the page and
+# anything it might embed (a script injected despite the CSP cannot ask for them).
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer", "ambient-light-sensor", "autoplay", "battery", "bluetooth",
+        "camera", "display-capture", "geolocation", "gyroscope", "hid", "idle-detection",
+        "magnetometer", "microphone", "midi", "payment", "publickey-credentials-get",
+        "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+    )
+)
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-embedder-policy", b"require-corp"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
+    (b"permissions-policy", PERMISSIONS_POLICY.encode()),
 ]
+# Sent on responses the client received over HTTPS (directly, or from a proxy named in
+# DS_FORWARDED_ALLOW_IPS that says so): browsers then refuse plain HTTP to this host
+# for a year. Never over plain HTTP, where it would mean nothing (RFC 6797 §7.2).
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 _CSP = b"content-security-policy"
 _INLINE_SCRIPT_RE = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.DOTALL | re.IGNORECASE)
 
@@ -149,7 +166,8 @@ order (same shapes as `GET /api/mls/welcomes` and `GET /api/mls/messages/{group_
 
 
 class SecurityHeaders:
-    """Adds the isolation and CSP headers to every HTTP response; ``no-store`` on the API."""
+    """Adds the isolation, CSP and Permissions-Policy headers to every HTTP response,
+    HSTS over HTTPS, and ``no-store`` on the API."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -159,6 +177,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         is_api = str(scope.get("path", "")).startswith("/api/")
+        https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -166,6 +185,9 @@ class SecurityHeaders:
                     h for h in message.get("headers", []) if h[0] not in dict(SECURITY_HEADERS)
                 ]
                 headers.extend(SECURITY_HEADERS)
+                if https:
+                    headers = [h for h in headers if h[0] != HSTS[0]]
+                    headers.append(HSTS)
                 if not any(h[0] == _CSP for h in headers):
                     headers.append((_CSP, CONTENT_SECURITY_POLICY.encode()))
                 if is_api:
@@ -177,15 +199,18 @@ class SecurityHeaders:
 
 
 class BodyLimit:
-    """Reads the whole request body (at most ``limit`` bytes) before the app sees it.
+    """Reads the whole request body (at most ``limit`` bytes, within ``timeout``
+    seconds) before the app sees it.
 
     Buffering first means an oversized body is refused with 413 before any handler
-    runs, instead of failing half-way through one.
+    runs, instead of failing half-way through one; a body dribbled in too slowly (a
+    slow-POST attack holding the connection) gets 408.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -193,22 +218,32 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, receive, send)
+            await self._refuse(PayloadTooLarge(f"request body exceeds {self.limit} bytes"),
+                               scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.limit:
+                        await self._refuse(
+                            PayloadTooLarge(f"request body exceeds {self.limit} bytes"),
+                            scope, receive, send)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(
+                APIError(f"request body not received within {self.timeout:g} seconds",
+                         code="request_timeout", status=408), scope, receive, send)
+            return
         body = b"".join(chunks)
         delivered = False
 
@@ -221,8 +256,8 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = PayloadTooLarge(f"request body exceeds {self.limit} bytes")
+    @staticmethod
+    async def _refuse(exc: APIError, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(exc.body(), status_code=exc.status, headers={"connection": "close"})
         await response(scope, receive, send)
 
@@ -350,7 +385,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise NotFound(f"no API endpoint /api/{path}")
 
     _mount_static(app, settings.static_dir)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes,
+                       timeout=settings.body_timeout_seconds)
     app.add_middleware(SecurityHeaders)
     return app
 

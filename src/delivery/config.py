@@ -96,6 +96,9 @@ class Settings:
     # and so is a body not complete in body_timeout_seconds.
     max_header_bytes: int = 16 * 1024
     header_timeout_seconds: float = 10.0
+    # An idle kept-alive connection is closed after this long (a client reusing one
+    # just as it closes sees a reset: keep it well above the clients' reuse window).
+    keepalive_seconds: int = 30
     body_timeout_seconds: float = 30.0
     # A page of messages or Welcomes stops after this many bytes (at least one item).
     page_max_bytes: int = 4 * 1024 * 1024
@@ -175,6 +178,7 @@ class Settings:
                 integer("DS_WS_STALL_SECONDS", int(defaults.ws_stall_seconds), 1)
             ),
             max_header_bytes=integer("DS_MAX_HEADER_BYTES", defaults.max_header_bytes, 1024),
+            keepalive_seconds=integer("DS_KEEPALIVE_SECONDS", defaults.keepalive_seconds, 1),
             header_timeout_seconds=float(
                 integer("DS_HEADER_TIMEOUT_SECONDS", int(defaults.header_timeout_seconds), 1)
             ),

@@ -9,20 +9,25 @@ opened (408). Idle keep-alive connections keep uvicorn's own timeout.
 
 A WebSocket whose client stops reading keeps its last frame in the transport's
 write buffer, and a socket closed with data still buffered waits for the peer to
-read it, which a peer that advertises a zero window never does.
-:class:`GuardedWebSocketProtocol` aborts such a socket a few seconds after the
-application is done with it, so its memory is returned.
+read it, which a peer that advertises a zero window never does (the kernel keeps
+probing it as an orphan). :class:`GuardedWebSocketProtocol` resets such a
+connection a few seconds after the application is done with it (``SO_LINGER``
+0: the kernel drops its send queue too), so its memory is returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from delivery.config import Settings
+from delivery.outbox import schedule_trim
 
 
 class GuardedHTTPProtocol(HttpToolsProtocol):
@@ -32,15 +37,22 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
     head_timeout: ClassVar[float] = 10.0
 
     _in_head: bool
-    _head_bytes: int
+    _head_bytes: int  # raw bytes received while the head is incomplete
+    _head_size: int  # the parsed head so far (request line and fields)
+    _refused: bool
     _head_timer: asyncio.TimerHandle | None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._in_head = True
-        self._head_bytes = 0
+        self._refused = False
+        self._new_head()
         self._head_timer = None
         self._arm_head_timer()
+
+    def _new_head(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_size = 0
 
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:
@@ -52,22 +64,48 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._in_head:
             self._arm_head_timer()  # a new request started on a kept-alive connection
             self._head_bytes += len(data)
         super().data_received(data)
+        # A head still incomplete after this many bytes (one huge field that the parser
+        # buffers whole) is refused without waiting for its end.
         if self._in_head and self._head_bytes > self.max_head_bytes:
             self._refuse(431, "request head too large")
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._head_bytes = 0
         self._disarm_head_timer()
+        if self._refused:
+            return  # a pipelined request behind a refused one: the connection is closing
+        if self._head_size > self.max_head_bytes:
+            self._refuse(431, "request head too large")
+            return
         super().on_headers_complete()
 
+    def handle_websocket_upgrade(self) -> None:
+        if not self._refused:
+            super().handle_websocket_upgrade()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
-        self._in_head = True  # what arrives next is the next request's head
+        self._new_head()  # what arrives next is the next request's head
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
@@ -79,9 +117,10 @@ class GuardedHTTPProtocol(HttpToolsProtocol):
             self._refuse(408, "request head not received in time")
 
     def _refuse(self, status: int, reason: str) -> None:
+        self._refused = True
+        self._disarm_head_timer()
         if self.transport.is_closing():
             return
-        self.logger.warning("%s: %s", self.client, reason)
         body = reason.encode("ascii")
         self.transport.write(b"".join([
             STATUS_LINE[status],
@@ -107,8 +146,14 @@ class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def _abort_if_stuck(self) -> None:
         transport = self.transport
-        if transport is not None and transport.get_write_buffer_size() > 0:
-            transport.abort()
+        if transport is None or transport.get_write_buffer_size() == 0:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        schedule_trim()
 
 
 def protocols(settings: Settings) -> tuple[type[GuardedHTTPProtocol],

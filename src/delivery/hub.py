@@ -268,10 +268,12 @@ class ClientStream:
             return _TAKEN
         if message.seq != cursor + 1:
             return _GAP
-        if visible(self.windows[group_pk], message.seq, message.epoch) and not self._offer_data(
-            text if text is not None else _dumps(message.event())
-        ):
-            return _FULL
+        if visible(self.windows[group_pk], message.seq, message.epoch):
+            # Serialise only what fits: a stream waiting for room holds no frame text.
+            if text is None and not self.outbox.has_room(len(message.data) * 4 // 3 + 256):
+                return _FULL
+            if not self._offer_data(text if text is not None else _dumps(message.event())):
+                return _FULL
         self.cursors[group_pk] = message.seq
         return _TAKEN
 

@@ -10,12 +10,56 @@ the stream closes.
 
 Sizes are counted as string lengths: frames are ASCII JSON, so that is their
 size in bytes on the wire and in memory.
+
+Freed frames go back to the C allocator, which keeps large freed areas for
+reuse instead of returning them to the system; after many megabytes were
+released the budget asks glibc to trim its heaps (``malloc_trim``), at most
+once a second, so the process's resident memory comes back down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import sys
 from collections import deque
+from collections.abc import Callable
+
+# Release memory to the system after this many bytes of frames were freed.
+TRIM_AFTER_BYTES = 4 * 1024 * 1024
+_TRIM_DELAY = 1.0
+
+
+def _malloc_trim() -> Callable[[int], object] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], object] = libc.malloc_trim
+        return trim
+    except (OSError, AttributeError):
+        return None  # not glibc (musl has no malloc_trim): nothing to do
+
+
+_TRIM = _malloc_trim()
+_trim_pending = False
+
+
+def schedule_trim() -> None:
+    """Return freed heap memory to the system soon (once, however often asked)."""
+    global _trim_pending  # noqa: PLW0603 - one debounce flag per process
+    if _TRIM is None or _trim_pending:
+        return
+    _trim_pending = True
+
+    def trim() -> None:
+        global _trim_pending  # noqa: PLW0603
+        _trim_pending = False
+        if _TRIM is not None:
+            _TRIM(0)
+
+    asyncio.get_running_loop().call_later(_TRIM_DELAY, trim)
 
 
 class BufferBudget:
@@ -25,6 +69,7 @@ class BufferBudget:
         self.limit = limit
         self.used = 0
         self._waiters: set[asyncio.Event] = set()
+        self._freed = 0
 
     def fits(self, size: int) -> bool:
         """Whether ``size`` more bytes stay within the limit."""
@@ -37,6 +82,10 @@ class BufferBudget:
         self.used -= size
         for waiter in self._waiters:
             waiter.set()
+        self._freed += size
+        if self._freed >= TRIM_AFTER_BYTES:
+            self._freed = 0
+            schedule_trim()
 
     def watch(self, event: asyncio.Event) -> None:
         """Set ``event`` whenever bytes are released."""

@@ -97,9 +97,10 @@ class StoredWelcome:
 # The stubs make asyncpg.Connection generic; at run time it is not.
 Conn: TypeAlias = "asyncpg.Connection[Any]"
 
-# Bounded by count ($3) and by bytes ($4: rows are taken while the bytes before them
-# are under it, so always at least one): a stream's read never holds more in memory.
-_MESSAGES_AFTER = """
+# A page of a group's messages after a cursor, bounded by count and by bytes (rows are
+# taken while the bytes before them are under the bound, so always at least one): a
+# read never holds more in memory. {visible} narrows it to what one device may read.
+_PAGE = """
     SELECT * FROM (
         SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data,
                m.created_at, u.username, d.device_id,
@@ -108,28 +109,17 @@ _MESSAGES_AFTER = """
         JOIN mls_groups g ON g.id = m.group_id
         LEFT JOIN devices d ON d.id = m.sender_device
         LEFT JOIN users u ON u.id = d.user_id
-        WHERE m.group_id = $1 AND m.seq > $2
+        WHERE m.group_id = $1 AND m.seq > $2 {visible}
         ORDER BY m.seq LIMIT $3
     ) page WHERE before < $4 ORDER BY seq
 """
-_VISIBLE_MESSAGES_AFTER = """
-    SELECT * FROM (
-        SELECT m.group_id AS group_pk, g.group_id, m.seq, m.epoch, m.content_type, m.data,
-               m.created_at, u.username, d.device_id,
-               sum(octet_length(m.data)) OVER (ORDER BY m.seq) - octet_length(m.data) AS before
-        FROM mls_messages m
-        JOIN mls_groups g ON g.id = m.group_id
-        LEFT JOIN devices d ON d.id = m.sender_device
-        LEFT JOIN users u ON u.id = d.user_id
-        WHERE m.group_id = $1 AND m.seq > $3
+_MESSAGES_AFTER = _PAGE.format(visible="")
+_VISIBLE_MESSAGES_AFTER = _PAGE.format(visible="""
           AND EXISTS (
             SELECT 1 FROM mls_group_members w
-            WHERE w.group_id = $1 AND w.device_id = $2
+            WHERE w.group_id = $1 AND w.device_id = $5
               AND m.seq > w.joined_seq AND m.epoch >= w.joined_epoch
-              AND (w.removed_seq IS NULL OR m.seq <= w.removed_seq))
-        ORDER BY m.seq LIMIT $4
-    ) page WHERE before < $5 ORDER BY seq
-"""
+              AND (w.removed_seq IS NULL OR m.seq <= w.removed_seq))""")
 _WINDOWS = """
     SELECT device_id, joined_seq, joined_epoch, removed_seq FROM mls_group_members
     WHERE group_id = $1 AND device_id = ANY($2::bigint[]) ORDER BY id
@@ -187,8 +177,8 @@ async def visible_messages_after(
 ) -> list[StoredMessage]:
     """The messages of the group after ``after`` that ``device_pk`` may read, in order
     (bounded like :func:`messages_after`)."""
-    rows = await conn.fetch(_VISIBLE_MESSAGES_AFTER, group_pk, device_pk, after, limit,
-                            max_bytes)
+    rows = await conn.fetch(_VISIBLE_MESSAGES_AFTER, group_pk, after, limit, max_bytes,
+                            device_pk)
     return [_to_message(r) for r in rows]
 
 

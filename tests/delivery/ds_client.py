@@ -20,8 +20,8 @@ PASSWORD = "correct horse battery staple"
 # One TLS context for every client (the tests speak plain HTTP; building a context per
 # client costs ~30 ms of certificate loading).
 _TLS = ssl.create_default_context()
-# Idle connections are dropped by the client before the server's keep-alive timeout
-# (5 s) can close one just as a request goes out on it.
+# Idle connections are dropped by the client long before the server's keep-alive
+# timeout (30 s) could close one just as a request goes out on it.
 _LIMITS = httpx.Limits(keepalive_expiry=3.0)
 # send(): attach the GroupInfo of our pending commit if the message is that commit.
 AUTO: Any = object()

@@ -174,6 +174,15 @@ def _run_sync(coro: Any) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
+def wait_until(check: Any, what: str, timeout: float = 90.0) -> None:
+    """Poll ``check()`` until it is true (an event we cannot be told of), or fail."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago."""
     with socket.socket() as s:

@@ -7,6 +7,7 @@ one place the tests depend on that API.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from corecrypto import ApplicationReceived, CommitReceived, CoreCrypto
@@ -46,12 +47,17 @@ def pending_group_info(client: CoreCrypto, message: bytes) -> bytes | None:
 
 
 def external_join(
-    client: CoreCrypto, group_info: bytes, remove_prior: int | None = None
+    client: CoreCrypto, group_info: bytes, remove_prior: int | None = None, *,
+    forge: bool = False,
 ) -> tuple[bytes, bytes, bytes]:
     """An external commit joining the group of ``group_info`` (removing leaf
     ``remove_prior``, for a resync); returns the commit, the GroupInfo of the epoch it
     creates (to post with it) and the group state to import (with
-    ``client.import_group_state``) once it is accepted."""
+    ``client.import_group_state``) once it is accepted. ``forge`` lifts the client's own
+    resync rule (to build what an attacker would post)."""
+    config = client._config()
+    if forge:
+        config = replace(config, same_client=lambda _old, _new: True)
     joining = join_external(client.provider, group_info, client.signer,
-                            remove_prior=remove_prior)
+                            remove_prior=remove_prior, config=config)
     return joining.commit, joining.group.group_info(), joining.group.export_state()

@@ -10,14 +10,13 @@ import json
 import random
 import signal
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import httpx
 from ds_client import Device, next_event, register_device
-from ds_harness import ServerProcess
+from ds_harness import ServerProcess, wait_until
 from ds_mls import is_commit, plaintext_of
 
 MakeDevice = Callable[..., Awaitable[Device]]
@@ -302,14 +301,6 @@ async def test_embedded_postgres_default(tmp_path: Path, log_dir: Path) -> None:
         srv.stop()
 
 
-def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_embedded_postgres_stops_cleanly_and_repairs_stale_handles(
     tmp_path: Path, log_dir: Path
 ) -> None:
@@ -331,7 +322,7 @@ def test_embedded_postgres_stops_cleanly_and_repairs_stale_handles(
         assert handle_pids() == [srv.proc.pid] and postmaster.exists()
         srv.kill(sig)
         assert srv.proc.returncode == 0, srv.log_tail()
-        _wait_for(lambda: not postmaster.exists(), "PostgreSQL to stop")
+        wait_until(lambda: not postmaster.exists(), "PostgreSQL to stop")
         assert handle_pids() == []
     # A SIGKILLed server leaves its PID (and PostgreSQL running) behind ...
     srv.start(timeout=120)
@@ -345,7 +336,7 @@ def test_embedded_postgres_stops_cleanly_and_repairs_stale_handles(
     assert handle_pids() == [srv.proc.pid]
     assert "dead processes" in srv.log_tail(400)
     srv.stop()
-    _wait_for(lambda: not postmaster.exists(), "PostgreSQL to stop")
+    wait_until(lambda: not postmaster.exists(), "PostgreSQL to stop")
 
 
 async def test_fan_out_survives_lost_database_connections(

@@ -435,3 +435,40 @@ def _key_package(data: bytes):  # type: ignore[no-untyped-def]
     from mls.message import MLSMessage
 
     return MLSMessage.deserialize(data).body
+
+
+async def test_standalone_welcome_for_a_second_group_with_the_same_last_resort_package(
+    make_device: MakeDevice,
+) -> None:
+    alice, bob = await make_device(), await make_device()
+    await bob.upload_key_packages(1, last_resort=True)  # bob has nothing else
+
+    async def add_bob(with_welcome: bool) -> tuple[bytes, bytes]:
+        gid = await alice.create_group()
+        claimed = (await alice.claim(bob.user_id)).json()["key_packages"]
+        assert [k["last_resort"] for k in claimed] == [True]
+        commit, welcome = alice.mls.add_member(gid, unb64(claimed[0]["key_package"]))
+        r = await alice.send(commit, welcome if with_welcome else None)
+        assert r.status_code == 201, r.text
+        alice.mls.merge_pending_commit(gid)
+        return gid, welcome
+
+    # The first group's Welcome went with its commit; the second's comes on its own.
+    first, _ = await add_bob(with_welcome=True)
+    second, welcome = await add_bob(with_welcome=False)
+    r = await alice.send_welcome(welcome)
+    assert r.status_code == 201 and r.json()["group_id"] == gid_text(second), r.text
+    assert sorted(await bob.join_from_inbox()) == sorted([first, second])
+    again = await alice.send_welcome(welcome)
+    assert again.status_code == 409 and again.json()["error"] == "already_welcomed"
+
+    # Two groups waiting for a Welcome with the same package: the poster says which.
+    third, welcome3 = await add_bob(with_welcome=False)
+    fourth, welcome4 = await add_bob(with_welcome=False)
+    r = await alice.send_welcome(welcome3)
+    assert r.status_code == 400 and r.json()["error"] == "ambiguous_welcome", r.text
+    r = await alice.post("/api/mls/messages/welcome",
+                         {"welcome": b64(welcome3), "group_id": gid_text(third)})
+    assert r.status_code == 201 and r.json()["group_id"] == gid_text(third), r.text
+    r = await alice.send_welcome(welcome4)
+    assert r.status_code == 201 and r.json()["group_id"] == gid_text(fourth), r.text

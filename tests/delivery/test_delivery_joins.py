@@ -268,7 +268,7 @@ async def test_wiped_device_successor_resyncs(make_device: MakeDevice) -> None:
         assert r.status_code == 200, r.text
         # Removing someone else's leaf (Alice's) is refused.
         wrong, wrong_info, _ = external_join(bob2.mls, unb64(r.json()["group_info"]),
-                                             remove_prior=0)
+                                             remove_prior=0, forge=True)
         r2 = await bob2.send(wrong, group_info=wrong_info)
         assert r2.status_code == 400 and r2.json()["error"] == "invalid_commit", r2.text
         commit, group_info, state = external_join(bob2.mls, unb64(r.json()["group_info"]),

@@ -116,3 +116,19 @@ def test_missing_web_build_is_a_clear_404(tmp_path: Path, log_dir: Path,
         assert r.headers["cross-origin-opener-policy"] == "same-origin"
     finally:
         srv.stop()
+
+
+def test_permissions_policy_and_hsts_behind_a_trusted_tls_proxy(
+    web_server: ServerProcess, server_factory: Callable[..., ServerProcess],
+    database_factory: Callable[[], str],
+) -> None:
+    r = httpx.get(web_server.base_url + "/", headers={"X-Forwarded-Proto": "https"})
+    policy = r.headers["permissions-policy"]
+    for feature in ("camera=()", "microphone=()", "geolocation=()", "payment=()"):
+        assert feature in policy
+    # Plain HTTP, and a forwarded scheme from a proxy nobody configured: no HSTS.
+    assert "strict-transport-security" not in r.headers
+    proxied = server_factory(database_factory(), DS_FORWARDED_ALLOW_IPS="127.0.0.1")
+    r = httpx.get(proxied.base_url + "/api/health", headers={"X-Forwarded-Proto": "https"})
+    assert r.headers["strict-transport-security"].startswith("max-age=31536000")
+    assert "strict-transport-security" not in httpx.get(proxied.base_url + "/api/health").headers

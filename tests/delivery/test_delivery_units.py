@@ -3,6 +3,8 @@ rate limiting, encodings, settings."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from delivery.config import Rate, Settings
@@ -123,3 +125,49 @@ def test_settings_from_env() -> None:
         Settings.from_env({"DS_RATE_LOGIN": "lots"})
     with pytest.raises(ConfigError):
         Settings.from_env({"DS_ARGON2_MEMORY_KIB": "1024"})  # below the OWASP minimum
+
+
+async def test_outbox_bounds_bytes_per_socket_and_per_process() -> None:
+    from delivery.outbox import BufferBudget, Outbox
+
+    budget = BufferBudget(1000)
+    a, b = Outbox(budget, 600), Outbox(budget, 600)
+    assert a.has_room(900)  # an empty outbox takes any one frame within the budget
+    a.put("x" * 500)
+    assert not a.has_room(200)  # its own limit
+    assert b.has_room(400) and not b.has_room(600)  # the process budget, though b is empty
+    waiting = asyncio.ensure_future(b.wait_room(600))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    frame = await a.get()
+    assert frame is not None and budget.used == 500  # counted until sent
+    a.sent(frame)
+    await asyncio.wait_for(waiting, 5)
+    assert budget.used == 0 and a.queued == 0
+    b.put("y" * 300)
+    b.close(drop=True)
+    assert budget.used == 0 and await b.get() is None
+
+
+async def test_a_socket_that_takes_no_frame_is_closed_as_slow() -> None:
+    from delivery.hub import SLOW_CONSUMER, ClientStream, Hub
+    from delivery.outbox import Outbox
+    from delivery.principal import DevicePrincipal
+    from delivery.ws import _send_loop
+
+    class Stuck:
+        async def send_text(self, text: str) -> None:
+            await asyncio.Event().wait()  # a client that never reads
+
+    hub = Hub(db=None)  # type: ignore[arg-type]  # the database is never reached here
+    device = DevicePrincipal(1, 1, "u", 1, "d", 1, b"k")
+    stream = ClientStream(hub, device, Outbox(hub.budget, 1 << 20))
+    stream.push('{"type":"ready"}')
+    await asyncio.wait_for(_send_loop(Stuck(), stream, 0.2), 5)  # type: ignore[arg-type]
+    assert stream.close_reason is not None and stream.close_reason[0] == SLOW_CONSUMER
+    assert hub.budget.used == 0
+    # Control frames that pile up beyond the limit close it too (a ping flood, unread).
+    stream = ClientStream(hub, device, Outbox(hub.budget, 100))
+    for _ in range(10):
+        stream.push('{"type":"pong"}')
+    assert stream.close_reason is not None and stream.close_reason[0] == SLOW_CONSUMER

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from mls.credentials import Credential
 from mls.crypto import CipherSuite, default_provider
 from mls.errors import DecodeError, MLSError, SignatureError, ValidationError
 from mls.extensions import Extension, ExtensionType
@@ -38,6 +39,10 @@ def two_members() -> tuple[Group, Group, Signer]:
     assert out.welcome is not None
     bob = join_from_welcome(P, out.welcome, bundle)
     return alice, bob, bob_signer
+
+
+def _same_user(old: Credential, new: Credential) -> bool:
+    return old.identity.split(b"/")[0] == new.identity.split(b"/")[0]
 
 
 def resign(message: bytes, signer: Signer, group: Group, **changes: object) -> bytes:
@@ -146,10 +151,12 @@ def test_external_commit_verification() -> None:
     assert result.removed_leaf is None
     check_next_group_info(pg, joined.commit, read_group_info(joined.group.group_info()), 2)
 
-    # A resync: the joiner removes a leaf and takes the leftmost blank one (the same),
-    # and is an active member there.
+    # A resync: the joiner (another device of the same user, as the application's
+    # same_client rule allows) removes a leaf and takes the leftmost blank one (the
+    # same), and is an active member there.
     bob2 = Signer.generate(CS, b"bob/2")
-    resync = join_external(P, alice.group_info(), bob2, remove_prior=1)
+    alice.config = replace(alice.config, same_client=_same_user)
+    resync = join_external(P, alice.group_info(), bob2, remove_prior=1, config=alice.config)
     result = verify_external_commit(pg, resync.commit)
     assert result.removed_leaf == 1 and result.joiner.leaf_index == 1
     alice.process(resync.commit)
