@@ -96,7 +96,13 @@ def test_passwords_follow_the_server_rules(app_server: Any) -> None:
         open_chat(page, origin)
         wait_state(page, "locked/welcome")
 
+        def clear(error: str) -> None:
+            """Hide the previous answer, so the wait below sees the new one."""
+            page.evaluate("(id) => { const e = document.getElementById(id); "
+                          "e.textContent = ''; e.hidden = true; }", error)
+
         def account(username: str, password: str) -> str:
+            clear("welcome-error")
             page.fill("#f-username", username)
             page.fill("#f-password", password)
             page.click("#welcome-form button[type=submit]")
@@ -127,6 +133,7 @@ def test_passwords_follow_the_server_rules(app_server: Any) -> None:
         assert account(p.name, p.account_password) == ""
 
         def vault(password: str, again: str | None = None) -> str:
+            clear("setup-error")
             page.fill("#f-vault", password)
             page.fill("#f-vault2", password if again is None else again)
             page.click("#setup-form button[type=submit]")
