@@ -10,7 +10,7 @@ PY=.venv/bin/python
 echo "== ruff"
 .venv/bin/ruff check src tests bench web build.py
 echo "== mypy --strict"
-.venv/bin/mypy --strict src/mls src/corecrypto src/delivery
+.venv/bin/mypy --strict src/mls src/corecrypto src/delivery web/app/chatworker
 echo "== browser bundle"
 $PY build.py
 echo "== interop peers"

@@ -97,8 +97,27 @@ def csp_for_html(html: bytes) -> str:
     return CONTENT_SECURITY_POLICY.replace(_SCRIPT_SRC, " ".join([_SCRIPT_SRC, *hashes]), 1)
 
 
+#: Under this prefix the bundle's files carry the hash of their content in their names
+#: (build.py): cached for a year and never revalidated. Everything else (the pages, the
+#: service worker, build.json) is revalidated on every use (ETag, 304).
+HASHED_PREFIX = "assets/"
+CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_REVALIDATE = "no-cache"
+# Browsers refuse module scripts and streaming WebAssembly compilation with the wrong
+# type; do not depend on the host's mime.types.
+_MEDIA_TYPES = {
+    ".mjs": "text/javascript; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".wasm": "application/wasm",
+    ".json": "application/json",
+    ".whl": "application/zip",
+    ".zip": "application/zip",
+}
+
+
 class WebAppFiles(StaticFiles):
-    """The built web app; HTML pages get a CSP that admits exactly their inline scripts."""
+    """The built web app; HTML pages get a CSP that admits exactly their inline scripts,
+    hashed files are immutable, the rest is revalidated."""
 
     def __init__(self, directory: Path) -> None:
         super().__init__(directory=directory, html=True, check_dir=False)
@@ -117,6 +136,12 @@ class WebAppFiles(StaticFiles):
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         path = str(full_path)
+        media_type = _MEDIA_TYPES.get(os.path.splitext(path)[1])
+        if media_type is not None:
+            response.headers["content-type"] = media_type
+        rel = os.path.relpath(path, os.path.realpath(self._root)).replace(os.sep, "/")
+        hashed = rel.startswith(HASHED_PREFIX)
+        response.headers["cache-control"] = CACHE_IMMUTABLE if hashed else CACHE_REVALIDATE
         if path.endswith((".html", ".htm")):
             key = (path, stat_result.st_mtime)
             csp = self._csp_cache.get(key)

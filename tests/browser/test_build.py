@@ -37,23 +37,53 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bundle_contents(built: Path) -> None:
-    for name in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip"):
-        assert (built / "pyodide" / name).is_file(), name
     manifest = json.loads((built / "build.json").read_text())
-    imports = manifest["importmap"]["imports"]
+    for name in ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip"):
+        assert (built / manifest["pyodide"] / name).is_file(), name
+    for name in ("micropython.mjs", "micropython.wasm"):
+        assert (built / manifest["micropython"] / name).is_file(), name
+    imports = manifest["imports"]
     for specifier in ("libsodium-wrappers-sumo", "libsodium-sumo", "@noble/curves/", "pyodide"):
         target = built / imports[specifier]
         assert target.exists(), (specifier, target)
-    # The libraries' own bare imports resolve through the map.
+    # The libraries' own bare imports were linked to the hashed files.
     assert (built / imports["@noble/hashes/"] / "sha2.js").is_file()
-    page = (built / "selfcheck.html").read_text()
-    assert "<!-- importmap -->" not in page
-    found = re.search(r'<script type="importmap">(.*?)</script>', page, re.S)
-    assert found is not None
-    assert json.loads(found[1]) == manifest["importmap"]
+    nist = (built / imports["@noble/curves/"] / "nist.js").read_text()
+    assert "from '@noble/hashes/" not in nist and "noble-hashes." in nist
+    page = (built / "index.html").read_text()
+    assert 'src="js/' not in page and f'src="{manifest["modules"]["app_boot.mjs"]}"' in page
     wheel = (built / manifest["wheel"]).read_bytes()
     digest = base64.b64encode(hashlib.sha384(wheel).digest()).decode()
     assert manifest["wheel_integrity"] == f"sha384-{digest}"
+
+
+_SPEC = re.compile(r"""^(?:(?:import|export)\b[^'";]*?\bfrom\s*|import\s*)['"]([^'"]+)['"]""",
+                   re.MULTILINE)
+
+
+def test_every_asset_is_content_addressed_and_linked(built: Path) -> None:
+    """assets/ holds only hashed names, every module import of ours and of the
+    libraries resolves to a file of the bundle, and the precache list holds the
+    complete module graph of the page (an offline start needs all of it)."""
+    manifest = json.loads((built / "build.json").read_text())
+    for path in (built / "assets").iterdir():
+        _, _, rest = path.name.partition(".")
+        digest = rest.split(".")[0]
+        assert len(digest) == 16 and int(digest, 16) >= 0, path.name
+        if path.is_file():
+            assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] == digest, path.name
+    precache = set(manifest["precache"])
+    for rel in precache - {"./"}:
+        path = built / rel
+        assert path.is_file(), rel
+        if rel.endswith((".js", ".mjs")):
+            for spec in _SPEC.findall(path.read_text()):
+                assert spec.startswith("."), (rel, spec)  # nothing bare is left
+                target = (path.parent / spec).resolve().relative_to(built.resolve()).as_posix()
+                assert target in precache, (rel, spec)
+    assert manifest["modules"]["core_worker.mjs"] in precache
+    sw = (built / "sw.js").read_text()
+    assert manifest["build"] in sw and manifest["wheel"] in sw
 
 
 def test_wheel_is_valid_and_importable(built: Path) -> None:

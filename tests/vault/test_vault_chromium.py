@@ -49,7 +49,7 @@ _RESET = """async () => {
     ns.destroy();
   }
   globalThis.vaultTestNs = py.globals.get("dict")();
-  const vault = await (await import("./js/vault.mjs")).init();
+  const vault = await globalThis.intellaccModules.vault.init();
   const problems = await vault.wipeAll();
   if (problems.length) throw new Error(problems.join("; "));
 }"""

@@ -1,190 +1,148 @@
-"""End-to-end: three people in separate browser contexts use the web chat
-through the real delivery service. The steps run in order and share state."""
+"""End-to-end: people in separate browser contexts use the web chat through the real
+delivery service. Each test sets up what it needs (``pytest -k NAME`` runs it alone):
+people sign up on first use, and every test makes conversations of its own."""
 
 from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import OriginGuard, launch_chromium
-from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from .conftest import ARTIFACTS
+from .chat import (
+    VAULT_PASSWORD,
+    Person,
+    chromium,
+    create_conversation,
+    ensure_ready,
+    open_chat,
+    person,
+    select_conversation,
+    send,
+    shot,
+    sign_up,
+    state,
+    stored_everything,
+    system_lines,
+    texts,
+    unlock,
+    wait,
+    wait_state,
+)
 
-SUFFIX = secrets.token_hex(3)
-VAULT_PASSWORD = "Vault passphrase 7 horses"
 ALL_VERIFIED = "els => els.map(e => e.classList.contains('verified'))"
-
-
-@dataclass
-class Person:
-    name: str
-    context: BrowserContext
-    page: Page
-    guard: OriginGuard
-    account_password: str = ""
-    logs: list[str] = field(default_factory=list)
-
-
-def wait(page: Page, predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            conn = page.evaluate("document.getElementById('conn')?.textContent")
-            raise AssertionError(f"timed out waiting for {what}; page state {state(page)}, "
-                                 f"connection {conn}; {page.evaluate('window.__log || []')}")
-        page.wait_for_timeout(100)
-
-
-def state(page: Page) -> str:
-    return str(page.evaluate("document.body.dataset.state + '/' + document.body.dataset.screen"))
-
-
-def wait_state(page: Page, want: str, timeout: float = 90) -> None:
-    wait(page, lambda: state(page).startswith(want), f"state {want}", timeout)
-
-
-def texts(page: Page) -> list[str]:
-    return list(page.evaluate(
-        "[...document.querySelectorAll('#messages li.msg:not(.system) .text')]"
-        ".map(e => e.textContent)"))
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 @pytest.fixture(scope="module")
 def world(app_server: Any) -> Iterator[dict[str, Any]]:
     origin = app_server.base_url
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        people: dict[str, Person] = {}
-        for name in ("alice", "bob", "carol"):
-            ctx = browser.new_context(viewport={"width": 1100, "height": 720})
-            guard = OriginGuard(ctx, origin)
-            page = ctx.new_page()
-            p = Person(f"{name}{SUFFIX}", ctx, page, guard, f"Account pass {name} 2026!")
-            page.on("pageerror", lambda e, p=p: p.logs.append(f"pageerror: {e}"))
-            page.on("console", lambda m, p=p: p.logs.append(f"{m.type}: {m.text}")
-                    if m.type == "error" else None)
-            people[name] = p
+    with chromium() as browser:
+        people = {name: person(browser, origin, name) for name in ("alice", "bob", "carol")}
         yield {"origin": origin, "people": people, "browser": browser}
         for p in people.values():
             assert not p.guard.offsite, f"{p.name} left the origin: {p.guard.offsite}"
-        browser.close()
 
 
-def open_chat(p: Person, origin: str) -> None:
-    p.page.goto(origin + "/")
-    wait_state(p.page, "locked/welcome")
+def ready(world: dict[str, Any], *names: str) -> list[Person]:
+    people = [world["people"][n] for n in names]
+    for p in people:
+        ensure_ready(p, world["origin"])
+    return people
 
 
-def sign_up(p: Person) -> None:
-    page = p.page
-    page.fill("#f-username", p.name)
-    page.fill("#f-password", p.account_password)
-    page.click("#welcome-form button[type=submit]")
-    wait_state(page, "locked/setup")
-    page.fill("#f-vault", VAULT_PASSWORD)
-    page.fill("#f-vault2", VAULT_PASSWORD)
-    page.click("#setup-form button[type=submit]")
-    wait_state(page, "ready/chat")
-
-
-def select_conversation(p: Person, name: str) -> None:
-    p.page.click(f"#conv-list button.conv:has-text('{name}')")
-    wait(p.page, lambda: p.page.inner_text("#chat-title") == name, f"{name} opened")
-
-
-def send(p: Person, text: str) -> None:
-    p.page.fill("#composer-input", text)
-    p.page.press("#composer-input", "Enter")
-    wait(p.page, lambda: p.page.locator(
-        f"#messages li.msg.own:has-text('{text}') .state[data-state='sent']").count() == 1,
-         f"{text!r} acknowledged")
+def group(prefix: str) -> str:
+    return f"{prefix} {secrets.token_hex(2)}"
 
 
 def test_first_run_screens(world: dict[str, Any]) -> None:
-    people = world["people"]
-    alice = people["alice"]
-    open_chat(alice, world["origin"])
-    shot(alice.page, "01-first-run")
-    alice.page.fill("#f-username", alice.name)
-    alice.page.fill("#f-password", alice.account_password)
-    alice.page.click("#welcome-form button[type=submit]")
-    wait_state(alice.page, "locked/setup")
-    alice.page.fill("#f-vault", "abc")
-    assert "weak" in alice.page.inner_text("#strength")
-    alice.page.fill("#f-vault", VAULT_PASSWORD)
-    assert "weak" not in alice.page.inner_text("#strength")
-    shot(alice.page, "02-vault-setup")
-    alice.page.fill("#f-vault2", VAULT_PASSWORD)
-    alice.page.click("#setup-form button[type=submit]")
-    wait_state(alice.page, "ready/chat")
-    for name in ("bob", "carol"):
-        open_chat(people[name], world["origin"])
-        sign_up(people[name])
-    shot(alice.page, "03-empty-chat")
+    dora = person(world["browser"], world["origin"], "dora")
+    page = dora.page
+    open_chat(page, world["origin"])
+    wait_state(page, "locked/welcome")
+    shot(page, "01-first-run")
+    page.fill("#f-username", dora.name)
+    page.fill("#f-password", dora.account_password)
+    page.click("#welcome-form button[type=submit]")
+    wait_state(page, "locked/setup")
+    page.fill("#f-vault", "abc")
+    assert "weak" in page.inner_text("#strength")
+    page.fill("#f-vault", VAULT_PASSWORD)
+    assert "weak" not in page.inner_text("#strength")
+    shot(page, "02-vault-setup")
+    page.fill("#f-vault2", VAULT_PASSWORD)
+    page.click("#setup-form button[type=submit]")
+    wait_state(page, "ready/chat")
+    shot(page, "03-empty-chat")
+    dora.context.close()
 
 
 def test_group_with_live_messages(world: dict[str, Any]) -> None:
-    alice, bob = world["people"]["alice"], world["people"]["bob"]
+    alice, bob = ready(world, "alice", "bob")
+    name = group("Plans")
     alice.page.click("#new-conv")
-    alice.page.fill("#f-conv-name", "Plans")
+    alice.page.fill("#f-conv-name", name)
     alice.page.fill("#f-conv-members", bob.name)
     shot(alice.page, "04-new-conversation")
     alice.page.click("#new-conv-form button[type=submit]")
-    wait(alice.page, lambda: alice.page.inner_text("#chat-title") == "Plans", "chat opened")
-    wait(bob.page, lambda: bob.page.locator("#conv-list button.conv:has-text('Plans')").count()
-         == 1, "bob sees the conversation")
-    select_conversation(bob, "Plans")
-    send(alice, "hello bob")
+    wait(alice.page, lambda: alice.page.inner_text("#chat-title") == name, "chat opened")
+    select_conversation(bob.page, name)
+    send(alice.page, "hello bob")
     wait(bob.page, lambda: texts(bob.page) == ["hello bob"], "bob receives live")
-    send(bob, "hi alice")
+    send(bob.page, "hi alice")
     wait(alice.page, lambda: texts(alice.page) == ["hello bob", "hi alice"], "alice receives")
     shot(alice.page, "05-chat")
 
 
 def test_carol_joins_later_and_bob_is_removed(world: dict[str, Any]) -> None:
-    people = world["people"]
-    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    alice, bob, carol = ready(world, "alice", "bob", "carol")
+    name = group("Later")
+    create_conversation(alice, name, [bob])
+    select_conversation(bob.page, name)
+    send(alice.page, "before carol")
     alice.page.click("#members-btn")
     alice.page.fill("#f-add-member", carol.name)
     shot(alice.page, "06-members")
     alice.page.click("#add-member-form button[type=submit]")
-    wait(carol.page, lambda: carol.page.locator(
-        "#conv-list button.conv:has-text('Plans')").count() == 1, "carol sees the conversation")
-    select_conversation(carol, "Plans")
-    send(alice, "welcome carol")
+    # The result is reported in the dialog, not silently.
+    wait(alice.page, lambda: alice.page.is_visible("#add-member-report")
+         and carol.name in alice.page.inner_text("#add-member-report"), "add reported")
+    alice.page.keyboard.press("Escape")
+    select_conversation(carol.page, name)
+    send(alice.page, "welcome carol")
     wait(carol.page, lambda: texts(carol.page) == ["welcome carol"], "carol sees only new")
     wait(bob.page, lambda: "welcome carol" in texts(bob.page), "bob still a member")
-    # alice removes bob.
+    # alice removes bob, after confirming.
     alice.page.click("#members-btn")
     alice.page.click(f".remove-btn[data-user='{bob.name}']")
-    wait(bob.page, lambda: bob.page.locator(
-        "#messages li.system:has-text('You were removed')").count() == 1, "bob removed")
+    wait(alice.page, lambda: alice.page.is_visible("#confirm-yes"), "confirmation asked")
+    alice.page.click("#confirm-yes")
+    wait(bob.page, lambda: any("You were removed" in t for t in system_lines(bob.page)),
+         "bob removed")
     # carol sends once she has processed the removal (else her message would belong to
     # the epoch bob was still in).
-    wait(carol.page, lambda: carol.page.locator(
-        f"#messages li.system:has-text('removed {bob.name}')").count() == 1, "carol saw it")
-    send(carol, "bob cannot read this")
+    wait(carol.page, lambda: any(f"removed {bob.name}" in t for t in system_lines(carol.page)),
+         "carol saw it")
+    send(carol.page, "bob cannot read this")
+    send(alice.page, "after the removal")
     wait(alice.page, lambda: "bob cannot read this" in texts(alice.page), "alice receives")
-    bob.page.wait_for_timeout(1000)
+    # bob's stream ends with his removal: nothing after it can reach him.
     assert "bob cannot read this" not in texts(bob.page)
+    assert "after the removal" not in texts(bob.page)
     assert bob.page.is_disabled("#composer-input")
     shot(bob.page, "07-removed")
 
 
 def test_safety_numbers_and_badges(world: dict[str, Any]) -> None:
-    people = world["people"]
-    alice, carol = people["alice"], people["carol"]
+    alice, carol = ready(world, "alice", "carol")
+    name = group("Trust")
+    create_conversation(alice, name, [carol])
+    select_conversation(carol.page, name)
+    send(alice.page, "from alice")
+    send(carol.page, "from carol")
+    wait(alice.page, lambda: "from carol" in texts(alice.page), "alice has carol's line")
+    wait(carol.page, lambda: "from alice" in texts(carol.page), "carol has alice's line")
     numbers = {}
     for me, other in ((alice, carol), (carol, alice)):
         me.page.click("#members-btn")
@@ -200,11 +158,17 @@ def test_safety_numbers_and_badges(world: dict[str, Any]) -> None:
     carol_code = carol.page.inner_text("#qr-payload")
     alice.page.fill("#f-scan", carol_code)
     alice.page.click("#scan-form button[type=submit]")
-    assert "match" in alice.page.get_attribute("#scan-result", "class")
+    wait(alice.page, lambda: alice.page.get_attribute("#scan-result", "class") == "match",
+         "codes match")
     shot(alice.page, "08-verify")
+    carol.page.fill("#f-scan", "bm90IHRoZSBjb2Rl")
+    carol.page.click("#scan-form button[type=submit]")
+    wait(carol.page, lambda: carol.page.get_attribute("#scan-result", "class") == "mismatch",
+         "a wrong code does not match")
     carol.page.fill("#f-scan", alice_code)
     carol.page.click("#scan-form button[type=submit]")
-    assert alice.page.get_attribute("#scan-result", "class") == "match"
+    wait(carol.page, lambda: carol.page.get_attribute("#scan-result", "class") == "match",
+         "codes match")
     for me, other in ((alice, carol), (carol, alice)):
         badge = f"#messages .badge[data-user='{other.name}']"
         me.page.click("#verify-toggle")
@@ -212,16 +176,21 @@ def test_safety_numbers_and_badges(world: dict[str, Any]) -> None:
             me.page.eval_on_selector_all(badge, ALL_VERIFIED)), "badge turns verified")
     shot(alice.page, "09-verified-badges")
     alice.page.click("#group-code-btn")
+    wait(alice.page, lambda: alice.page.locator("#group-code").count() == 1, "code shown")
     code_a = alice.page.inner_text("#group-code")
     alice.page.click(".dialog .close")
     carol.page.click("#group-code-btn")
+    wait(carol.page, lambda: carol.page.locator("#group-code").count() == 1, "code shown")
     assert carol.page.inner_text("#group-code") == code_a
     shot(carol.page, "10-group-code")
     carol.page.click(".dialog .close")
 
 
 def test_reload_unlock_and_wrong_password(world: dict[str, Any]) -> None:
-    alice = world["people"]["alice"]
+    alice, carol = ready(world, "alice", "carol")
+    name = group("Reload")
+    create_conversation(alice, name, [carol])
+    send(alice.page, "before the reload")
     before = texts(alice.page)
     alice.page.reload()
     wait_state(alice.page, "locked/unlock")
@@ -231,90 +200,75 @@ def test_reload_unlock_and_wrong_password(world: dict[str, Any]) -> None:
     assert "Wrong vault password" in alice.page.inner_text("#unlock-error")
     assert state(alice.page) == "locked/unlock"
     shot(alice.page, "11-unlock-wrong-password")
-    alice.page.fill("#f-unlock", VAULT_PASSWORD)
-    alice.page.click("#unlock-form button[type=submit]")
-    wait_state(alice.page, "ready/chat")
-    select_conversation(alice, "Plans")
+    unlock(alice.page)
+    select_conversation(alice.page, name)
     assert texts(alice.page) == before
     # Still live after the reload.
-    carol = world["people"]["carol"]
-    send(carol, "after your reload")
+    select_conversation(carol.page, name)
+    send(carol.page, "after your reload")
     wait(alice.page, lambda: texts(alice.page)[-1:] == ["after your reload"], "live again")
 
 
 def test_nothing_secret_in_browser_storage(world: dict[str, Any]) -> None:
-    alice = world["people"]["alice"]
-    dump = alice.page.evaluate("""async () => {
-      const out = {local: JSON.stringify(localStorage), session: JSON.stringify(sessionStorage),
-                   idb: []};
-      const hex = (u8) => [...u8].map(b => b.toString(16).padStart(2, '0')).join('');
-      const ser = (v) => v instanceof ArrayBuffer ? hex(new Uint8Array(v))
-          : ArrayBuffer.isView(v) ? hex(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
-          : v && typeof v === 'object' ? JSON.stringify(Object.fromEntries(
-              Object.entries(v).map(([k, x]) => [k, ser(x)]))) : String(v);
-      for (const {name} of await indexedDB.databases()) {
-        const db = await new Promise((ok, ko) => {
-          const r = indexedDB.open(name); r.onsuccess = () => ok(r.result); r.onerror = ko; });
-        for (const store of db.objectStoreNames) {
-          const all = await new Promise((ok, ko) => {
-            const r = db.transaction(store).objectStore(store).getAll();
-            r.onsuccess = () => ok(r.result); r.onerror = ko; });
-          const keys = await new Promise((ok, ko) => {
-            const r = db.transaction(store).objectStore(store).getAllKeys();
-            r.onsuccess = () => ok(r.result); r.onerror = ko; });
-          out.idb.push(name + ':' + store + ':' + keys.map(ser).join(',') + ':'
-                       + all.map(ser).join(','));
-        }
-        db.close();
-      }
-      return out;
-    }""")
-    blob = json.dumps(dump)
-    assert dump["idb"], "the vault's records should be in IndexedDB"
-    for secret in (VAULT_PASSWORD, alice.account_password, "hello bob", "welcome carol",
-                   "after your reload", "Plans"):
-        for form in (secret, secret.encode().hex()):
-            assert form not in blob, f"{secret!r} found in browser storage"
+    alice, bob = ready(world, "alice", "bob")
+    name = group("Secrets")
+    create_conversation(alice, name, [bob])
+    secret_text = f"the secret plan {secrets.token_hex(4)}"
+    send(alice.page, secret_text)
+    select_conversation(bob.page, name)
+    wait(bob.page, lambda: secret_text in texts(bob.page), "bob received it")
+    for p in (alice, bob):
+        dump = stored_everything(p.page)
+        blob = json.dumps(dump)
+        assert dump["idb"], "the vault's records should be in IndexedDB"
+        for secret in (VAULT_PASSWORD, p.account_password, secret_text, name):
+            for form in (secret, secret.encode().hex(), secret.encode("utf-16-le").hex()):
+                assert form not in blob, f"{secret!r} found in {p.name}'s browser storage"
 
 
 def test_lock_now(world: dict[str, Any]) -> None:
-    alice = world["people"]["alice"]
+    (alice,) = ready(world, "alice")
     alice.page.click("#lock")
     wait_state(alice.page, "locked/unlock")
     shot(alice.page, "12-locked")
-    alice.page.fill("#f-unlock", VAULT_PASSWORD)
-    alice.page.click("#unlock-form button[type=submit]")
-    wait_state(alice.page, "ready/chat")
+    unlock(alice.page)
 
 
 def test_panic_wipes_the_device(world: dict[str, Any]) -> None:
-    bob = world["people"]["bob"]
-    page = bob.page
+    erin = person(world["browser"], world["origin"], "erin")
+    sign_up(erin, world["origin"])
+    page = erin.page
     button = page.locator("#panic")
     button.hover()
     page.mouse.down()
     page.wait_for_timeout(500)
     page.mouse.up()  # released early: nothing happens
-    page.wait_for_timeout(300)
+    wait(page, lambda: not page.locator("#panic.holding").count(), "hold cancelled")
     assert state(page) == "ready/chat"
     page.mouse.down()
-    wait_state(page, "locked/welcome", timeout=30)
+    wait_state(page, "locked/wiped", timeout=60)
     page.mouse.up()
+    assert "This device was wiped" in page.inner_text("#app")
     shot(page, "13-after-panic")
     left = page.evaluate("""async () => ({
         dbs: (await indexedDB.databases()).map(d => d.name),
         local: localStorage.length, session: sessionStorage.length,
-        caches: (await caches.keys()).length })""")
-    assert left == {"dbs": [], "local": 0, "session": 0, "caches": 0}
+        caches: (await caches.keys()).length,
+        workers: (await navigator.serviceWorker.getRegistrations()).length })""")
+    assert left == {"dbs": [], "local": 0, "session": 0, "caches": 0, "workers": 0}
+    page.click("#start-again")
+    wait_state(page, "locked/welcome")
+    erin.context.close()
 
 
 def test_phone_width_and_pages_stay_on_origin(world: dict[str, Any]) -> None:
-    alice = world["people"]["alice"]
+    alice, bob = ready(world, "alice", "bob")
+    name = group("Phone")
+    create_conversation(alice, name, [bob])
     alice.page.set_viewport_size({"width": 390, "height": 800})
-    select_conversation(alice, "Plans")
     assert alice.page.is_visible("#composer-input")
     shot(alice.page, "14-phone")
+    alice.page.set_viewport_size({"width": 1100, "height": 720})
     for p in world["people"].values():
-        assert p.guard.requests, f"{p.name} made no requests?"
         assert not p.guard.offsite, p.guard.offsite
         assert not [x for x in p.logs if x.startswith("pageerror")], p.logs

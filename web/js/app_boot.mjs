@@ -1,58 +1,156 @@
-// Boots the web chat: PyScript runs web/app/main.py on our own Pyodide. Before any
-// Python runs, this module registers the JS the client core calls synchronously
-// (the MLS crypto primitives, the vault's storage and WebCrypto glue) and unpacks
-// the project's wheel and the app's sources, all from this origin.
+// The page's entry. Two runtimes, each where it belongs:
+//
+// * the client core (Pyodide: MLS, the vault, the messenger) in a Web Worker
+//   (core_client.mjs / core_worker.mjs), started first since it takes longest;
+// * the UI, in Python too, on MicroPython (a ~0.4 MB WebAssembly runtime that starts
+//   in tens of milliseconds) on the main thread: web/app/chatui.
+//
+// The first screen (unlock, or the first run) needs only MicroPython and the UI; the
+// worker loads Pyodide and imports the core meanwhile, while the user types.
 
-import { hooks } from "@pyscript/core";
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import qrcode from "qrcode-generator";
-import { register as registerCrypto, init as initCrypto } from "./mls_crypto.mjs";
-import { fetchArchive, fetchManifest } from "./mls_runtime.mjs";
-import { register as registerVault, init as initVault } from "./vault.mjs";
+import { CoreClient } from "./core_client.mjs";
+import { api as dom, install as installDom, setQrLibrary, clearDrafts } from "./dom_glue.mjs";
+import manifest from "./manifest.mjs";
+import { passwords } from "./passwords.mjs";
+
+performance.mark("boot:start"); // for bench/bench_web.py
+const ROOT = new URL("../", import.meta.url);
+// How long a new page waits for the device's lock before offering the hand-over (a
+// reload's old worker may still be shutting down).
+const LOCK_WAIT_MS = 2500;
 
 const status = (text) => {
   const el = document.getElementById("loading-text");
   if (el) el.textContent = text;
 };
-
-/** The safety-number QR code as an SVG string, drawn locally. */
-globalThis.intellaccQrSvg = (text) => {
-  const qr = qrcode(0, "M");
-  qr.addData(text);
-  qr.make();
-  return qr.createSvgTag({ cellSize: 4, margin: 2, scalable: true });
+const fatal = (text) => {
+  document.body.dataset.state = "error";
+  status(text);
 };
 
-// Start the downloads and the WebAssembly compilation while PyScript loads Pyodide.
-const archives = fetchManifest().then(async (manifest) => ({
-  wheel: await fetchArchive(manifest, "wheel"),
-  app: await fetchArchive(manifest, "app"),
-}));
-const cryptoReady = initCrypto();
-const vaultReady = initVault();
+window.addEventListener("error", (ev) => {
+  if (document.body.dataset.state === "loading") fatal(`Could not start: ${ev.message}`);
+});
 
-// The app runs no PyScript worker. PyScript compiles its worker hooks with Function(),
-// which the page's Content-Security-Policy (no 'unsafe-eval') forbids: drop them.
-for (const name of ["onReady", "onBeforeRun", "onBeforeRunAsync", "onAfterRun", "onAfterRunAsync"]) {
-  hooks.worker[name].clear();
+// Events wait in a queue until the UI listens.
+const queued = [];
+let sink = null;
+const core = new CoreClient((json) => (sink === null ? queued.push(json) : sink(json)));
+core.start(LOCK_WAIT_MS);
+
+// A new deploy is installed by the service worker in the background and used from the
+// next load on; offline, it serves this page and every file it needs.
+if ("serviceWorker" in navigator) {
+  addEventListener("load", () => {
+    navigator.serviceWorker.register(new URL("sw.js", ROOT), { scope: ROOT.pathname }).catch((e) => {
+      console.warn(`service worker not registered: ${e?.message ?? e}`);
+    });
+  });
 }
 
-status("Loading Python…");
-hooks.main.onReady.add(async (wrap) => {
-  const pyodide = wrap.interpreter;
-  status("Loading the cryptography…");
-  await cryptoReady;
-  await registerCrypto(pyodide);
-  await vaultReady;
-  await registerVault(pyodide);
-  const { wheel, app } = await archives;
-  pyodide.unpackArchive(wheel, "wheel");
-  pyodide.unpackArchive(app, "zip");
-  status("Starting…");
+// Activity postpones the vault's idle lock (at most one message per 10 s).
+let lastTouch = 0;
+for (const type of ["keydown", "pointerdown"]) {
+  addEventListener(type, () => {
+    const now = performance.now();
+    if (now - lastTouch > 10_000 && core.phase === "ready") {
+      lastTouch = now;
+      core.call("touch", "{}");
+    }
+  }, { capture: true, passive: true });
+}
+
+setQrLibrary(qrcode);
+installDom();
+
+async function fetchChecked(key) {
+  const response = await fetch(new URL(manifest[key], ROOT), { integrity: manifest[`${key}_integrity`] });
+  if (!response.ok) throw new Error(`${manifest[key]}: HTTP ${response.status}`);
+  return response;
+}
+
+/** The page's own storage, after the worker wiped the vault (panic): what a worker
+ * cannot reach (localStorage, sessionStorage, service workers) and anything left. */
+async function wipePage() {
+  const problems = [];
+  const attempt = async (what, fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      problems.push(`${what}: ${e?.message ?? e}`);
+    }
+  };
+  await attempt("localStorage", () => localStorage.clear());
+  await attempt("sessionStorage", () => sessionStorage.clear());
+  await attempt("Cache Storage", async () => {
+    for (const key of await caches.keys()) await caches.delete(key);
+  });
+  await attempt("service workers", async () => {
+    // The worker still controls this page until it closes: tell it to stop caching.
+    navigator.serviceWorker?.controller?.postMessage("panic");
+    for (const r of (await navigator.serviceWorker?.getRegistrations()) ?? []) await r.unregister();
+  });
+  await attempt("IndexedDB", async () => {
+    for (const info of await indexedDB.databases()) {
+      if (info.name) await new Promise((ok) => {
+        const req = indexedDB.deleteDatabase(info.name);
+        req.onsuccess = req.onerror = req.onblocked = () => ok();
+      });
+    }
+  });
+  return problems;
+}
+
+// Tests and benchmarks: the core's life (crash it, see its phase).
+globalThis.__intellacc = Object.freeze({
+  crashCore: () => core.crash(),
+  corePhase: () => core.phase,
 });
 
-window.addEventListener("error", (ev) => {
-  if (document.body.dataset.state === "loading") {
-    document.body.dataset.state = "error";
-    status(`Could not start: ${ev.message}`);
+try {
+  status("Loading…");
+  const [mp, ui] = await Promise.all([
+    loadMicroPython({
+      url: new URL(`${manifest.micropython}micropython.wasm`, ROOT).href,
+      heapsize: 16 * 1024 * 1024,
+      stdout: (line) => console.log(line),
+      stderr: (line) => console.error(line),
+    }),
+    fetchChecked("ui").then((r) => r.json()),
+  ]);
+  performance.mark("ui:runtime");
+  mp.FS.mkdir("/app");
+  for (const [path, source] of Object.entries(ui)) {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      try {
+        mp.FS.mkdir(`/app/${parts.slice(0, i).join("/")}`);
+      } catch {
+        // exists
+      }
+    }
+    mp.FS.writeFile(`/app/${path}`, source);
   }
-});
+  mp.registerJsModule("dom_js", dom);
+  mp.registerJsModule("passwords_js", passwords(new URL(manifest.passwords, ROOT), manifest.passwords_integrity));
+  mp.registerJsModule("core_js", {
+    call: (method, params) => core.call(method, params),
+    take_over: () => core.takeOver(),
+    try_take: () => core.tryTake(),
+    listen: (fn) => {
+      sink = fn;
+      while (queued.length) fn(queued.shift());
+    },
+    wipe_page: async () => JSON.stringify(await wipePage()),
+    clear_drafts: clearDrafts,
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") core.tryTake();
+  });
+  await mp.runPythonAsync("import sys\nsys.path.insert(0, '/app')\nimport chatui.main\nawait chatui.main.run()");
+} catch (e) {
+  fatal(`Could not start: ${e?.message ?? e}`);
+  throw e;
+}

@@ -1,42 +1,23 @@
-// Boots Python for a page of the bundle (web/dist, see build.py): Pyodide, the crypto
-// glue registered as `mls_crypto_js`, and the project's wheel (mls, corecrypto).
-// Everything comes from the page's own origin; the bundle is laid out as
-//   pyodide/  the runtime      vendor/  JS libraries (import map)
-//   py/       the wheel        js/      this module and the glue
-//   build.json  the wheel's name and SRI hash.
+// Boots Python on a page of the bundle (web/dist, see build.py): Pyodide, the crypto
+// glue registered as `mls_crypto_js`, the vault glue as `vault_js`, and the project's
+// wheel (mls, corecrypto). For the self-check page, the tests and the benchmarks; the
+// chat itself runs the same in its worker (core_worker.mjs). Everything comes from the
+// page's own origin, at the hashed paths the build's manifest names.
 
 import { loadPyodide } from "pyodide";
+import manifest from "./manifest.mjs";
 import { init, register } from "./mls_crypto.mjs";
-// The encrypted vault (corecrypto.vault.browser) and Argon2id, as `vault_js`.
 import { init as initVault, register as registerVault } from "./vault.mjs";
 
-/** The bundle's root URL: this module lives in js/. */
+/** The bundle's root URL: this module lives in assets/. */
 export const BUNDLE_URL = new URL("../", import.meta.url);
 
-async function fetchOk(url, options) {
-  const response = await fetch(url, options);
+/** An archive the manifest names ("wheel" or "worker"), checked against its hash. */
+export async function fetchArchive(key) {
+  const url = new URL(manifest[key], BUNDLE_URL);
+  const response = await fetch(url, { integrity: manifest[`${key}_integrity`] });
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response;
-}
-
-/** The bundle's manifest (build.json), revalidated: it changes with every rebuild. */
-export async function fetchManifest() {
-  return (await fetchOk(new URL("build.json", BUNDLE_URL), { cache: "no-cache" })).json();
-}
-
-/**
- * An archive the manifest names (`"wheel"` or `"app"`), checked against the hash it
- * gives (Subresource Integrity).
- */
-export async function fetchArchive(manifest, key) {
-  const response = await fetchOk(new URL(manifest[key], BUNDLE_URL), {
-    integrity: manifest[`${key}_integrity`],
-  });
   return response.arrayBuffer();
-}
-
-async function fetchWheel() {
-  return fetchArchive(await fetchManifest(), "wheel");
 }
 
 /**
@@ -47,15 +28,16 @@ async function fetchWheel() {
  * Options: stdout/stderr (line callbacks, as for loadPyodide).
  */
 export async function startPython({ stdout, stderr } = {}) {
-  const indexURL = new URL("pyodide/", BUNDLE_URL).href;
+  const indexURL = new URL(manifest.pyodide, BUNDLE_URL).href;
   const [pyodide, wheel] = await Promise.all([
     // packageBaseUrl: should a Pyodide package ever be requested, it is looked up here
     // (and 404s), never on Pyodide's default CDN.
-    loadPyodide({ indexURL, packageBaseUrl: indexURL, stdout, stderr }).then((py) => {
+    loadPyodide({ indexURL, packageBaseUrl: indexURL, lockFileContents: manifest.pyodide_lock,
+      stdout, stderr }).then((py) => {
       performance.mark("mls:pyodide-loaded"); // for bench/bench_pyodide.py
       return py;
     }),
-    fetchWheel(),
+    fetchArchive("wheel"),
     init(),
     initVault(),
   ]);

@@ -3,9 +3,11 @@
 // provider, and shows the result. Tests and benchmarks use the globals:
 //   globalThis.mlsPython   promise of the ready Pyodide instance
 //   globalThis.mlsReadyAt  performance.now() when it became ready (ms since navigation)
+//   globalThis.intellaccModules  the glue modules ({vault}), for tests to call directly
 //   <html data-state>      "ready" after the self-check passed, "error" otherwise
 
 import { startPython } from "./mls_runtime.mjs";
+import * as vault from "./vault.mjs";
 
 const SELF_CHECK = `
 from mls.crypto import SUITES, CipherSuite, default_provider
@@ -25,6 +27,7 @@ for suite_id in SUITES:
 "\\n".join(lines)
 `;
 
+globalThis.intellaccModules = Object.freeze({ vault });
 const status = document.getElementById("status");
 globalThis.mlsPython = startPython();
 try {

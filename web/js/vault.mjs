@@ -149,17 +149,27 @@ function asBytes(value) {
 // Reads and deletes never create the database: no database is an empty store.
 
 async function storageGet(name) {
+  stats.gets += 1;
   const db = await connect(false);
   return db === null ? undefined : asBytes(await inTransaction(db, "readonly", (s) => s.get(name)));
 }
 
+/** What was written, for the benchmark (counts and bytes, never contents). */
+const stats = { puts: 0, putBytes: 0, deletes: 0, gets: 0 };
+export function vaultStats() {
+  return { ...stats };
+}
+
 async function storagePut(name, bytes) {
+  stats.puts += 1;
+  stats.putBytes += bytes.length + name.length;
   // A copy: the caller's array may be reused or zeroed.
   const db = await connect(true);
   await inTransaction(db, "readwrite", (s) => s.put(new Uint8Array(bytes), name));
 }
 
 async function storageDelete(name) {
+  stats.deletes += 1;
   const db = await connect(false);
   if (db !== null) await inTransaction(db, "readwrite", (s) => s.delete(name));
 }
@@ -167,6 +177,12 @@ async function storageDelete(name) {
 async function storageNames() {
   const db = await connect(false);
   return db === null ? [] : inTransaction(db, "readonly", (s) => s.getAllKeys());
+}
+
+/** Whether a vault header is stored (the first screen: unlock, or the first run), read
+ * without Pyodide. The header's record name is corecrypto.vault.core.HEADER_NAME. */
+export async function hasVault() {
+  return (await storageGet("vault-header")) !== undefined;
 }
 
 // --- wipe ---------------------------------------------------------------------------

@@ -1,134 +1,128 @@
-"""A few DOM helpers over Pyodide's ``js`` module: elements, events, regions.
+"""Describing the DOM as data for ``web/js/dom_glue.mjs`` (registered as ``dom_js``).
 
-Event handlers are Python functions wrapped in JS proxies. A :class:`Region`
-owns the proxies of what it renders and destroys them when it re-renders, so
-long sessions do not leak.
+A node is a string, ``None``, or ``[tag, attrs, *children]``; :func:`h` builds one.
+Handlers are not functions but names: ``data-on-click="send"`` on an element makes
+the glue call :func:`dispatch` with ``"send"``, which runs what :func:`action`
+registered under that name.
 """
 
-from __future__ import annotations
-
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import json
 
-import js  # type: ignore[import-not-found]
-from pyodide.ffi import create_proxy  # type: ignore[import-not-found]
+import dom_js
 
-document = js.document
-_TASKS: set[asyncio.Future[Any]] = set()
-_PERMANENT: list[Any] = []  # handlers of elements that live as long as the page
-_collector: list[Any] | None = None
-
-Child = Any  # an element, a string, or None
+_actions = {}
+_tasks = []
 
 
-def h(tag: str, attrs: dict[str, Any] | None = None, *children: Child) -> Any:
-    """Create ``<tag>`` with attributes (``class_`` -> ``class``; ``on_click``
-    etc. attach handlers; ``data_x`` -> ``data-x``; booleans toggle)."""
-    el = document.createElement(tag)
-    for key, value in (attrs or {}).items():
-        if key.startswith("on_"):
-            on(el, key[3:], value)
-            continue
-        name = "class" if key == "class_" else key.replace("_", "-")
-        if value is True:
-            el.setAttribute(name, "")
-        elif value is False or value is None:
-            continue
-        else:
-            el.setAttribute(name, str(value))
-    append(el, *children)
-    return el
-
-
-def append(el: Any, *children: Child) -> Any:
+def h(tag, attrs=None, *children):
+    """``h("button", {"class": "primary", "data-on-click": "send"}, "Send")``; a
+    child may be a list of nodes; ``None`` children and attributes are left out."""
+    out = [tag, {k: v for k, v in (attrs or {}).items() if v is not None and v is not False}]
     for c in children:
         if c is None:
             continue
-        if isinstance(c, str):
-            el.appendChild(document.createTextNode(c))
-        elif isinstance(c, list | tuple):
-            append(el, *c)
+        if isinstance(c, (list, tuple)) and (not c or not isinstance(c[0], str)):
+            out.extend(x for x in c if x is not None)
         else:
-            el.appendChild(c)
-    return el
+            out.append(c)
+    return out
 
 
-def spawn(coro: Awaitable[Any]) -> None:
-    """Run a coroutine in the background, keeping a reference until it ends."""
-    task = asyncio.ensure_future(coro)
-    _TASKS.add(task)
-    task.add_done_callback(_TASKS.discard)
+def action(name):
+    """Decorator: run the function when an element's ``data-on-*`` names ``name``.
+    It gets ``(arg, values)``: the element's ``data-arg`` and a dict (a form's fields
+    for submit, ``{"value": ...}`` for input). Coroutines run as tasks."""
+
+    def register(fn):
+        _actions[name] = fn
+        return fn
+
+    return register
 
 
-def on(el: Any, event: str, handler: Callable[[Any], Any]) -> None:
-    """Attach a handler; coroutine handlers are scheduled as tasks."""
+def spawn(coro):
+    """Run a coroutine in the background; errors are reported, not lost."""
 
-    def call(ev: Any) -> None:
-        if event == "submit":
-            # Async handlers run later; the browser must not navigate meanwhile.
-            ev.preventDefault()
-        result = handler(ev)
-        if asyncio.iscoroutine(result):
-            spawn(result)
-
-    proxy = create_proxy(call)
-    el.addEventListener(event, proxy)
-    (_collector if _collector is not None else _PERMANENT).append(proxy)
-
-
-class Region:
-    """A container whose content is replaced as a whole."""
-
-    def __init__(self, el: Any) -> None:
-        self.el = el
-        self._proxies: list[Any] = []
-
-    @contextmanager
-    def render(self) -> Iterator[Any]:
-        """``with region.render() as el: append(el, ...)``: old content and its
-        handlers go, handlers created inside belong to the new content."""
-        global _collector
-        for p in self._proxies:
-            p.destroy()
-        self.el.replaceChildren()
-        outer, _collector = _collector, []
+    async def guarded():
         try:
-            yield self.el
-        finally:
-            self._proxies, _collector = _collector, outer
+            await coro
+        except Exception as e:  # noqa: BLE001 - a UI bug must not kill the page
+            dom_js.announce("Something went wrong: " + str(e))
+            print("UI task failed:", repr(e))
+
+    return asyncio.create_task(guarded())
 
 
-@contextmanager
-def owned(region_proxies: list[Any]) -> Iterator[None]:
-    """Collect the handlers created inside into ``region_proxies``."""
-    global _collector  # noqa: PLW0603 - the collector is a dynamic scope
-    outer, _collector = _collector, region_proxies
+def dispatch(kind, name, arg, extra):
+    fn = _actions.get(name)
+    if fn is None:
+        return
     try:
-        yield
-    finally:
-        _collector = outer
+        result = fn(arg, json.loads(extra) if extra else {})
+    except Exception as e:  # noqa: BLE001 - a UI bug must not kill the page
+        dom_js.announce("Something went wrong: " + str(e))
+        print("UI handler failed:", name, repr(e))
+        return
+    if result is not None and hasattr(result, "send"):
+        spawn(result)
 
 
-def release(proxies: list[Any]) -> None:
-    for p in proxies:
-        p.destroy()
-    proxies.clear()
+def listen():
+    dom_js.listen(dispatch)
 
 
-def by_id(element_id: str) -> Any:
-    return document.getElementById(element_id)
+def render(selector, node):
+    dom_js.render(selector, json.dumps(node))
 
 
-def set_state(state: str, screen: str = "") -> None:
-    """The test hook: ``document.body.dataset.state`` (loading/locked/ready/error)."""
-    document.body.dataset.state = state
-    document.body.dataset.screen = screen
+def append(selector, node):
+    dom_js.append(selector, json.dumps(node))
 
 
-def announce(text: str) -> None:
-    """Tell screen readers (an aria-live region) and sighted users (a toast)."""
-    region = by_id("live")
-    if region is not None:
-        region.textContent = text
+def prepend(selector, node):
+    dom_js.prepend(selector, json.dumps(node))
+
+
+def replace(selector, node):
+    dom_js.replace(selector, json.dumps(node))
+
+
+def set_state(state, screen=""):
+    """The test hook: ``document.body.dataset.state`` and ``.screen``."""
+    dom_js.set_state(state, screen)
+
+
+def announce(text):
+    """Tell screen readers (an aria-live region)."""
+    dom_js.announce(text)
+
+
+def show_error(selector, text):
+    dom_js.show_error(selector, text)
+    if text:
+        announce(text)
+
+
+def busy(text):
+    """A visible progress indicator ("" hides it)."""
+    dom_js.busy(text)
+
+
+def open_dialog(title, *body, label="modal-title"):
+    """A modal dialog: focus trapped inside, Escape and the backdrop close it, focus
+    returns to what opened it."""
+    head = h("div", {"class": "dialog-head"},
+             h("h2", {"id": label}, title),
+             h("button", {"type": "button", "class": "close", "aria-label": "Close",
+                          "data-on-click": "close-dialog"}, "\u00d7"))
+    dom_js.open_dialog(json.dumps(h("div", {"class": "dialog-body"}, head, list(body))), label)
+
+
+def close_dialog():
+    dom_js.close_dialog()
+
+
+@action("close-dialog")
+def _close(_arg, _values):
+    close_dialog()
