@@ -146,7 +146,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
             # and the next attempt finds it running.
             server.start()
             break
-        except (subprocess.SubprocessError, OSError) as exc:
+        except (subprocess.SubprocessError, OSError, AssertionError) as exc:
+            # AssertionError: the library asserts on the line count of postmaster.pid,
+            # which PostgreSQL writes in stages (and initdb's standalone backend writes
+            # without a status line): read mid-write on a busy machine, retry.
             if attempt == _EMBEDDED_START_ATTEMPTS:
                 raise
             log.warning("embedded PostgreSQL did not start (%s); retrying", type(exc).__name__)
