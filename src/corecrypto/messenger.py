@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from mls.crypto.ciphersuite import SUITES
+from mls.crypto.ciphersuite import PQ_SUITES, SUITES
 from mls.errors import EpochError, MLSError
 from mls.key_package import KeyPackage
 from mls.message import MLSMessage
@@ -100,9 +100,20 @@ from .trust import (
     safety_number,
 )
 
-__all__ = ["DEFAULT_SUITE", "OFFERED_SUITES", "AddReport", "ChatMessage", "Conversation",
-           "Messenger", "MessengerError", "suite_label",
-           "gid_bytes", "gid_str", "user_of"]
+__all__ = [
+    "DEFAULT_SUITE",
+    "OFFERED_SUITES",
+    "AddReport",
+    "ChatMessage",
+    "Conversation",
+    "Messenger",
+    "MessengerError",
+    "gid_bytes",
+    "gid_str",
+    "is_post_quantum",
+    "suite_label",
+    "user_of",
+]
 
 log = logging.getLogger("corecrypto.messenger")
 
@@ -165,8 +176,8 @@ class Messenger:
             if suite not in SUITES:
                 raise MessengerError(f"unknown cipher suite 0x{suite:04x}")
         self.default_suite = default_suite
-        # (user, device) -> the suite its identity key is registered in (key directory).
-        self._registered: dict[tuple[str, str], int] = {}
+        # (user, device) -> the suites it can be added in (key directory).
+        self._offered: dict[tuple[str, str], set[int]] = {}
         self.page_size = page_size
         self.core: CoreCrypto | None = None
         self.token: str | None = None
@@ -213,7 +224,15 @@ class Messenger:
             self._emit("connection", status=status)
 
     def _emit_conversation(self, conv: Conversation) -> None:
-        self._emit("conversation", **conv.summary())
+        self._emit("conversation", **self.summary_of(conv))
+
+    def summary_of(self, conv: Conversation) -> dict[str, Any]:
+        """:meth:`Conversation.summary` with the group's cipher suite: ``suite`` (None
+        while not joined), ``suite_label`` and ``post_quantum``."""
+        suite = self.conversation_suite(conv.group_id)
+        return {**conv.summary(), "suite": suite,
+                "suite_label": "" if suite is None else suite_label(suite),
+                "post_quantum": suite is not None and is_post_quantum(suite)}
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -1013,10 +1032,10 @@ class Messenger:
             if missing:
                 kps = await self._claim(user, missing, suite)
                 claimed.update({f"{user}/{d}": kp for d, kp in kps.items()})
-                # A device that offers a suite keeps a last-resort KeyPackage in it: one
-                # with none in a suite other than its registered one does not offer it.
+                # The directory says which suites a device offers: one without the
+                # group's can never be added (an app without the post-quantum suites).
                 for d in sorted(set(missing) - set(kps)):
-                    if self._registered.get((user, d), suite) != suite:
+                    if suite not in self._offered.get((user, d), {suite}):
                         outcome.unsupported.append(d)
                     else:
                         outcome.unavailable.append(d)
@@ -1361,7 +1380,8 @@ class Messenger:
         """device id -> identity key of the user's active devices (key directory)."""
         r = await self._call("GET", f"/api/users/{quote(username)}/devices")
         for d in r.body["devices"]:
-            self._registered[(username, d["device_id"])] = int(d["cipher_suite"])
+            self._offered[(username, d["device_id"])] = {
+                int(x) for x in d.get("cipher_suites") or [d["cipher_suite"]]}
         return {d["device_id"]: unb64(d["signature_key"]) for d in r.body["devices"]}
 
     async def observe_user(self, username: str) -> list[TrustEvent]:
@@ -1438,13 +1458,20 @@ class Messenger:
         return out
 
 
+def is_post_quantum(suite: int) -> bool:
+    """Whether the suite's key exchange resists quantum computers (ML-KEM, alone or in
+    a hybrid; docs/pq.md). Signatures stay classical in every suite used here."""
+    return suite in PQ_SUITES
+
+
 def suite_label(suite: int) -> str:
-    """A short name of a cipher suite for people: its key exchange and code point."""
+    """A short name of a cipher suite for people: its key exchange, whether that is
+    post-quantum, and the code point (e.g. "MLKEM768X25519 (post-quantum), 0x004f")."""
     params = SUITES.get(suite)
     if params is None:
         return f"unknown suite 0x{suite:04x}"
     kem = params.name.split("_")[2]  # MLS_<level>_<KEM>_<AEAD>_<hash>_<signature>
-    pq = " (post-quantum)" if "MLKEM" in kem or "XWING" in kem else ""
+    pq = " (post-quantum)" if is_post_quantum(suite) else ""
     return f"{kem}{pq}, 0x{suite:04x}"
 
 

@@ -200,7 +200,10 @@ class DeviceInfo(BaseModel):
     device_id: str
     identity: str = Field(description='the MLS credential identity, "<user_id>/<device_id>"')
     name: str
-    cipher_suite: int
+    cipher_suite: int = Field(description="the suite the signature key is registered in")
+    cipher_suites: list[int] = Field(
+        description="the suites the device can be added in: its registered one and those "
+        "it has published KeyPackages in (same signature scheme)")
     signature_key: str = Field(description="raw signature public key, standard base64")
     created_at: datetime
 
@@ -447,6 +450,7 @@ async def register_device(
             identity=f"{principal.user_id}/{device_id}",
             name=body.name,
             cipher_suite=body.cipher_suite,
+            cipher_suites=[body.cipher_suite],
             signature_key=b64encode(key),
             created_at=row.created_at,
         )
@@ -484,6 +488,7 @@ async def key_directory(
                     identity=f"{username}/{r.device_id}",
                     name=r.name,
                     cipher_suite=r.cipher_suite,
+                    cipher_suites=sorted({r.cipher_suite, *r.cipher_suites}),
                     signature_key=b64encode(r.signature_key),
                     created_at=r.created_at,
                 )

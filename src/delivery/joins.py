@@ -41,10 +41,10 @@ _JOINABLE = f"""
     FROM mls_groups g
     JOIN mls_group_infos gi ON gi.group_id = g.id AND gi.epoch = g.epoch
     -- A device joins groups of its registered suite, and of every suite it offers
-    -- (publishes KeyPackages in; delivery.suites).
+    -- (has published KeyPackages in; delivery.suites).
     WHERE (g.cipher_suite = $3
-           OR EXISTS (SELECT 1 FROM mls_key_packages k
-                      WHERE k.device_id = $2 AND k.cipher_suite = g.cipher_suite))
+           OR g.cipher_suite = ANY(SELECT unnest(d.cipher_suites) FROM devices d
+                                   WHERE d.id = $2))
       AND g.id IN (SELECT m.group_id FROM mls_group_members m WHERE m.user_id = $1
                    UNION
                    SELECT i.group_id FROM mls_invitations i WHERE i.user_id = $1)

@@ -170,6 +170,13 @@ async def upload_key_packages(
         )
         count, _ = await _stock(conn, device.device_pk)
         regular = sum(not kp.last_resort for kp in summaries)
+        # The device offers these suites from now on (key directory, joinable groups).
+        await conn.execute(
+            text("UPDATE devices SET cipher_suites = ARRAY(SELECT DISTINCT s FROM "
+                 "unnest(cipher_suites || CAST(:suites AS integer[])) AS s ORDER BY s) "
+                 "WHERE id = :id AND NOT (cipher_suites @> CAST(:suites AS integer[]))"),
+            {"id": device.device_pk, "suites": suites},
+        )
         if count + regular > settings.max_key_packages_per_device:
             raise Conflict(
                 f"a device may hold at most {settings.max_key_packages_per_device} unclaimed "

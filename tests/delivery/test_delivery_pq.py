@@ -71,6 +71,18 @@ async def test_stock_per_suite_and_claim_by_suite(make_device: MakeDevice) -> No
     r = await alice.claim(bob.user_id, 0x004D)
     assert r.json()["key_packages"] == []
     assert r.json()["devices_without_key_packages"] == [bob.device_id]
+    # The key directory lists the suites a device offers, even once its stock is gone.
+    async def offered() -> list[int]:
+        r = await alice.get(f"/api/users/{bob.user_id}/devices")
+        [info] = r.json()["devices"]
+        assert info["cipher_suite"] == 1
+        suites: list[int] = info["cipher_suites"]
+        return suites
+
+    assert await offered() == [1, PQ]
+    r = await bob.http.delete("/api/mls/key-packages", headers=bob.headers)
+    assert r.status_code == 200
+    assert await offered() == [1, PQ]
     two = bob.mls.generate_key_packages(2, last_resort=True, ciphersuite=PQ)
     r = await bob.post("/api/mls/key-packages", {"key_packages": [b64(k) for k in two]})
     assert r.status_code == 400 and r.json()["error"] == "too_many_last_resort"

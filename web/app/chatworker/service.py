@@ -296,7 +296,7 @@ class ChatService:
         return {u: m.trust.is_verified(u) for u in sorted(users) if u != m.user_id}
 
     def _summary(self, conv: Conversation) -> dict[str, Any]:
-        return conv.summary()
+        return self._m().summary_of(conv)
 
     def _snapshot(self, m: Messenger) -> dict[str, Any]:
         return {"me": {"user": m.user_id, "device": m.device_id, "identity": m.identity},

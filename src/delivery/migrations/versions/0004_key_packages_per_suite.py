@@ -1,9 +1,12 @@
-"""KeyPackage stocks per cipher suite.
+"""KeyPackage stocks per cipher suite, and the suites each device offers.
 
 A device may publish KeyPackages in every supported suite its identity key signs in
 (delivery.suites: e.g. suite 1 and the post-quantum 0x004F), with one last-resort
 KeyPackage per suite: the unique index moves from ``(device_id)`` to
 ``(device_id, cipher_suite)``, and claims look KeyPackages up by suite.
+``devices.cipher_suites``: the suites the device has published KeyPackages in (kept
+when its KeyPackages are used up or deleted): the key directory lists them, and a
+device may join groups of those suites by external commit.
 
 Revision ID: 0004
 Revises: 0003
@@ -22,6 +25,12 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    op.add_column("devices", sa.Column("cipher_suites", sa.ARRAY(sa.Integer), nullable=False,
+                                       server_default="{}"))
+    op.execute(
+        "UPDATE devices d SET cipher_suites = ARRAY(SELECT DISTINCT k.cipher_suite FROM "
+        "mls_key_packages k WHERE k.device_id = d.id ORDER BY 1)"
+    )
     op.drop_index("mls_key_packages_one_last_resort", table_name="mls_key_packages")
     op.create_index(
         "mls_key_packages_one_last_resort",
@@ -39,6 +48,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_column("devices", "cipher_suites")
     # Keeps one last-resort KeyPackage per device (the newest) so the old index holds.
     op.execute(
         "DELETE FROM mls_key_packages k WHERE k.last_resort AND EXISTS ("
