@@ -9,11 +9,14 @@ refused with a specific 4xx.
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Awaitable, Callable
 
 from ds_client import PASSWORD, Device, add_device, b64, gid_text, unb64
 from ds_mls import external_join, new_client, plaintext_of
 
+from delivery.config import Settings
 from mls.key_package import KeyPackage
 from mls.message import MLSMessage
 
@@ -172,3 +175,44 @@ async def test_group_in_pq_suite_end_to_end(make_device: MakeDevice) -> None:
         assert len({d.mls.epoch_authenticator(gid) for d in (alice, bob, bob2)}) == 1
     finally:
         await bob2.close()
+
+
+def _json_size(**fields: bytes) -> int:
+    """Bytes of a JSON body or frame carrying ``fields`` in standard base64."""
+    return len(json.dumps({k: b64(v) for k, v in fields.items()}))
+
+
+async def test_default_limits_admit_a_1000_member_pq_group(make_device: MakeDevice) -> None:
+    """The sizes of real 0x004F messages of a 1,000-member group (built here, in
+    process) fit the default limits, and the running server's body limit admits them."""
+    n = 1000
+    owner = new_client("owner", "d")
+    gid = b"pq-limits-group!"
+    owner.create_group(gid, PQ)
+    kps = [new_client(f"u{i}", "d").generate_key_packages(1, ciphersuite=PQ)[0]
+           for i in range(1, n)]
+    owner.add_members(gid, kps)
+    owner.merge_pending_commit(gid)
+    [late] = new_client("late", "d").generate_key_packages(1, ciphersuite=PQ)
+    add_commit, welcome = owner.add_members(gid, [late])
+    add_body = _json_size(message=add_commit, welcome=welcome,
+                          group_info=owner.pending_group_info(gid))
+    owner.merge_pending_commit(gid)
+    update = owner.self_update(gid)
+    update_body = _json_size(message=update, group_info=owner.pending_group_info(gid))
+    print(f"N={n} 0x004F: add body {add_body / 1e6:.2f} MB, update body "
+          f"{update_body / 1e6:.2f} MB, Welcome {len(welcome) / 1e6:.2f} MB")
+    settings = Settings()
+    assert 2 * 1024 * 1024 < update_body < add_body <= settings.max_body_bytes
+    assert settings.max_body_bytes <= 16 * 1024 * 1024  # still bounded
+    # What the push and the pages carry: one message or Welcome per frame or item.
+    for frame in (_json_size(data=update), _json_size(data=welcome)):
+        assert frame < settings.ws_buffer_bytes and frame < settings.page_max_bytes
+    # The server refuses the forged content (400), not the size (413).
+    alice = await make_device()
+    gid2 = await alice.create_group(suite=PQ)
+    junk = {"message": b64(gid2 + secrets.token_bytes(len(update) - len(gid2))),
+            "group_info": b64(secrets.token_bytes(add_body * 3 // 4 - len(update)))}
+    assert len(json.dumps(junk)) > 2 * 1024 * 1024
+    r = await alice.post("/api/mls/messages/group", junk)
+    assert r.status_code == 400, r.text  # (413 beyond: test_delivery_static.py)
