@@ -118,3 +118,32 @@ async def test_another_device_joins_a_pq_conversation_by_external_commit(
     await eventually(lambda: texts(bob, gid) == ["from bob's second device"])
     await eventually(lambda: len({m.core_.epoch_authenticator(gid)
                                   for m in (alice, bob, bob2)}) == 1)
+
+
+async def test_a_classic_only_device_is_never_asked_into_a_pq_conversation(
+        people: People) -> None:
+    """Bob also uses an app without the post-quantum suites: it is not told to join
+    (push or list) the PQ conversations bob's other device is in, and adding bob names
+    it as unsupported; suite-1 conversations include it as before."""
+    alice, bob = await people("alice"), await people("bob")
+    old = Messenger(people.transport(), MemoryStore(), default_suite=1, offered_suites=(1,))
+    events: list[tuple[str, dict[str, object]]] = []
+    old.on_event(lambda kind, data: events.append((kind, data)))
+    await old.login_new_device(bob.user_id, people.passwords[bob.user_id])
+    await old.sync()
+    old.start()
+    people.made.append(old)
+    await eventually(lambda: old.status == "online", what="bob's old app online")
+    gid = await conversation(alice, "Quantum", bob)  # bob's seat: a joinable push
+    assert sorted(alice.members(gid)) == sorted([alice.identity, bob.identity])
+    assert any(f"device {old.device_id} cannot be added: no KeyPackage in this "
+               "conversation's cipher suite" in line for line in system_lines(alice, gid))
+    with pytest.raises(MessengerError) as e:  # nothing to add, and one device cannot be
+        await alice.add_members(gid, [bob.user_id])
+    assert e.value.code == "not_added" and old.device_id in str(e.value)
+    classic = (await alice.create_conversation("Classic", [bob.user_id], suite=1)).group_id
+    await eventually(lambda: joined(old, classic), what="the old app in the classic one")
+    r = await old.transport.request("GET", "/api/mls/groups/joinable", token=old.token)
+    assert r.body["groups"] == []
+    assert not old.core_.has_group(gid)
+    assert [d for k, d in events if k == "device" and d.get("event") == "join-failed"] == []
