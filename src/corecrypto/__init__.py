@@ -11,6 +11,7 @@ from .errors import (
     NoMatchingKeyPackageError,
     UnknownGroupError,
     UnknownMemberError,
+    UnsupportedSuiteError,
     WrongMessageTypeError,
 )
 from .kdf import Argon2Params, derive_key_argon2id
@@ -36,6 +37,7 @@ __all__ = [
     "Received",
     "UnknownGroupError",
     "UnknownMemberError",
+    "UnsupportedSuiteError",
     "WrongMessageTypeError",
     "derive_key_argon2id",
 ]

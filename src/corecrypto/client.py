@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from mls.codec import Reader, Writer
 from mls.credentials import Credential, CredentialType
-from mls.crypto import CipherSuite, CryptoProvider, default_provider
+from mls.crypto import SUITES, CipherSuite, CryptoProvider, default_provider
 from mls.errors import DecodeError
 from mls.extensions import ExtensionType, find_extension
 from mls.framing import SenderType
@@ -48,6 +48,7 @@ from .errors import (
     NoMatchingKeyPackageError,
     UnknownGroupError,
     UnknownMemberError,
+    UnsupportedSuiteError,
     WrongMessageTypeError,
 )
 from .kdf import DEFAULT_PARAMS, Argon2Params
@@ -103,8 +104,22 @@ class _StoredKeyPackage:
     last_resort: bool
 
 
+def usable_suites(ciphersuite: int) -> list[int]:
+    """The suites a device whose identity key is of ``ciphersuite`` can sign in: those
+    of the same signature scheme (RFC 9420 §5.1.1; e.g. suite 1 and the post-quantum
+    0x004D-0x004F all sign with Ed25519). The delivery service applies the same rule."""
+    params = SUITES.get(ciphersuite)
+    if params is None:
+        return []
+    return sorted(s for s, p in SUITES.items() if p.signature == params.signature)
+
+
 class CoreCrypto:
-    """One device: a signature identity, unused KeyPackages and many groups."""
+    """One device: a signature identity, unused KeyPackages and many groups.
+
+    ``ciphersuite`` is the suite the identity key was made for (registered with the
+    delivery service); KeyPackages and groups may use any suite of
+    :func:`usable_suites` (the same key signs in all of them)."""
 
     def __init__(self, user_id: str, device_id: str, ciphersuite: int, signer: Signer,
                  provider: CryptoProvider) -> None:
@@ -115,6 +130,7 @@ class CoreCrypto:
         self.device_id = device_id
         self.provider = provider
         self.cs = CipherSuite(ciphersuite, provider)
+        self._suites: dict[int, CipherSuite] = {ciphersuite: self.cs}
         self.signer = signer
         self._key_packages: dict[bytes, _StoredKeyPackage] = {}
         self._groups: dict[bytes, Group] = {}
@@ -142,6 +158,24 @@ class CoreCrypto:
     def ciphersuite(self) -> int:
         return self.cs.id
 
+    def suite(self, ciphersuite: int | None = None) -> CipherSuite:
+        """The :class:`CipherSuite` of ``ciphersuite`` (default: the identity's), which
+        must be one this identity can sign in."""
+        if ciphersuite is None:
+            return self.cs
+        cs = self._suites.get(ciphersuite)
+        if cs is None:
+            if ciphersuite not in usable_suites(self.cs.id):
+                raise UnsupportedSuiteError(
+                    f"cipher suite 0x{ciphersuite:04x} is not usable with this device's "
+                    f"identity key (suite 0x{self.cs.id:04x})")
+            cs = self._suites[ciphersuite] = CipherSuite(ciphersuite, self.provider)
+        return cs
+
+    def group_suite(self, group_id: bytes) -> int:
+        """The cipher suite of one of our groups."""
+        return self._group(group_id).cipher_suite.id
+
     @property
     def signature_public_key(self) -> bytes:
         return self.signer.signature_pub
@@ -161,21 +195,26 @@ class CoreCrypto:
                            same_client=same_user)
 
     # -- KeyPackages ------------------------------------------------------------------------
-    def generate_key_packages(self, n: int, last_resort: bool = False) -> list[bytes]:
-        """``n`` fresh KeyPackages (MLSMessage-wrapped); private keys stay here."""
+    def generate_key_packages(self, n: int, last_resort: bool = False, *,
+                              ciphersuite: int | None = None) -> list[bytes]:
+        """``n`` fresh KeyPackages (MLSMessage-wrapped) in ``ciphersuite`` (default: the
+        identity's); private keys stay here."""
         if n < 0 or n > 1000:
             raise CoreCryptoError("generate between 0 and 1000 KeyPackages at a time")
+        cs = self.suite(ciphersuite)
         out = []
         now = int(time.time())
         for _ in range(n):
-            bundle = create_key_package(self.cs, self.signer, now=now, last_resort=last_resort)
-            self._key_packages[bundle.key_package.ref(self.cs)] = _StoredKeyPackage(
+            bundle = create_key_package(cs, self.signer, now=now, last_resort=last_resort)
+            self._key_packages[bundle.key_package.ref(cs)] = _StoredKeyPackage(
                 bundle, last_resort)
             out.append(MLSMessage.wrap(bundle.key_package).serialize())
         return out
 
-    def key_package_count(self) -> int:
-        return len(self._key_packages)
+    def key_package_count(self, ciphersuite: int | None = None) -> int:
+        """Unused KeyPackage private keys held, in one suite or (None) in all."""
+        return sum(1 for s in self._key_packages.values()
+                   if ciphersuite is None or s.bundle.key_package.cipher_suite == ciphersuite)
 
     def forget_key_packages(self) -> None:
         """Drop every unused KeyPackage private key (e.g. after a server wipe)."""
@@ -202,13 +241,15 @@ class CoreCrypto:
         self._groups.pop(bytes(group_id), None)
         self._sent_since_save.pop(bytes(group_id), None)
 
-    def create_group(self, group_id: bytes) -> None:
+    def create_group(self, group_id: bytes, ciphersuite: int | None = None) -> None:
+        """A new group with us alone, in ``ciphersuite`` (default: the identity's)."""
         gid = bytes(group_id)
         if not gid:
             raise CoreCryptoError("group id must not be empty")
         if gid in self._groups:
             raise GroupExistsError(f"group {gid.hex()} already exists")
-        self._groups[gid] = Group.create(self.provider, self.cs.id, gid, self.signer,
+        cs = self.suite(ciphersuite)
+        self._groups[gid] = Group.create(self.provider, cs.id, gid, self.signer,
                                          config=self._config())
 
     def _parse_key_package(self, data: bytes) -> KeyPackage:
@@ -328,8 +369,7 @@ class CoreCrypto:
         The group stays staged until :meth:`confirm_external_join` (the delivery
         service accepted the commit) or :meth:`abandon_external_join`."""
         body, leaves = self._info_leaves(group_info)
-        if body.group_context.cipher_suite != self.cs.id:
-            raise CoreCryptoError("the group uses another cipher suite than this device")
+        self.suite(body.group_context.cipher_suite)  # one our identity key signs in
         remove_leaf = None
         if remove is not None:
             remove_leaf = next((i for i, ident in leaves if ident == remove), None)
@@ -510,8 +550,9 @@ class CoreCrypto:
     def import_group_state(self, state: bytes) -> bytes:
         """Restore (or replace) a group from :meth:`export_group_state`."""
         g = Group.from_state(self.provider, state, self._config())
-        if g.cipher_suite.id != self.cs.id:
-            raise CoreCryptoError("group state uses another cipher suite")
+        if g.cipher_suite.id not in usable_suites(self.cs.id):
+            raise UnsupportedSuiteError("group state uses a cipher suite this identity "
+                                        "cannot sign in")
         self._groups[g.group_id] = g
         self._sent_since_save.pop(g.group_id, None)
         return g.group_id
@@ -556,7 +597,8 @@ class CoreCrypto:
             return _StoredKeyPackage(KeyPackageBundle.decode(r2), r2.boolean())
 
         for stored in r.vector(kp):
-            client._key_packages[stored.bundle.key_package.ref(client.cs)] = stored
+            cs = client.suite(stored.bundle.key_package.cipher_suite)
+            client._key_packages[stored.bundle.key_package.ref(cs)] = stored
         for state in r.vector(Reader.opaque):
             g = Group.from_state(provider, state, client._config())
             client._groups[g.group_id] = g

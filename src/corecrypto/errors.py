@@ -31,3 +31,7 @@ class WrongMessageTypeError(CoreCryptoError, ValidationError):
 
 class KdfParameterError(CoreCryptoError, ValueError):
     """Argon2id parameters or salt below the minimum."""
+
+
+class UnsupportedSuiteError(CoreCryptoError, ValidationError):
+    """A cipher suite this identity cannot use (unknown, or another signature scheme)."""

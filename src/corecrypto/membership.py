@@ -23,6 +23,9 @@ class AddOutcome:
     added: list[str] = field(default_factory=list)  # device ids
     present: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
+    # Devices that publish no KeyPackage in the group's cipher suite (e.g. an app
+    # without the post-quantum suites): they cannot be added to this conversation.
+    unsupported: list[str] = field(default_factory=list)
     invited: bool = False  # none could be added now: their devices may join by themselves
     error: str = ""
 
@@ -47,6 +50,11 @@ class AddOutcome:
             plural = "s" if len(self.unavailable) > 1 else ""
             parts.append(f"{owner} device{plural} {', '.join(self.unavailable)} could not be "
                          "added (no KeyPackage available; it can join by itself when online).")
+        if self.unsupported:
+            owner = "Your" if you else f"{self.user}'s"
+            plural = "s" if len(self.unsupported) > 1 else ""
+            parts.append(f"{owner} device{plural} {', '.join(self.unsupported)} cannot be "
+                         "added: no KeyPackage in this conversation's cipher suite.")
         if self.invited and not self.added:
             parts.append(f"{self.user} has no device that can be added right now; they are "
                          "invited and join when one of their devices comes online.")
@@ -78,7 +86,7 @@ class AddReport:
     def failed(self) -> bool:
         """Nothing was added and something could not be."""
         return not self.added and any(o.error or (o.unavailable and not o.invited)
-                                      for o in self.outcomes)
+                                      or o.unsupported for o in self.outcomes)
 
     @property
     def summary(self) -> str:

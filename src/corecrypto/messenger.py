@@ -19,7 +19,10 @@ Rules it keeps:
   "failed" with a reason and :meth:`Messenger.retry`. A retry re-sends the
   identical bytes when their epoch is still accepted (the server answers a repeat
   with the original acknowledgement: never two copies), else encrypts anew.
-* KeyPackages are replenished: a stock on the server plus one last-resort.
+* KeyPackages are replenished: a stock on the server plus one last-resort, in each
+  cipher suite the device offers (suite 1 and the post-quantum ``DEFAULT_SUITE``).
+* New conversations use ``default_suite`` (post-quantum X25519+ML-KEM-768, 0x004F,
+  unless configured otherwise); ``create_conversation(..., suite=...)`` picks another.
 
 Events for the UI (``on_event(listener)``; ``listener(kind, data)``, data is
 plain JSON-friendly data):
@@ -47,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from mls.crypto.ciphersuite import PQ_SUITES, SUITES
 from mls.errors import EpochError, MLSError
 from mls.key_package import KeyPackage
 from mls.message import MLSMessage
@@ -65,7 +69,7 @@ from .chat import (
     unb64,
     user_of,
 )
-from .client import CoreCrypto
+from .client import CoreCrypto, usable_suites
 from .errors import CoreCryptoError
 from .history import (
     ACCOUNT,
@@ -96,12 +100,31 @@ from .trust import (
     safety_number,
 )
 
-__all__ = ["AddReport", "ChatMessage", "Conversation", "Messenger", "MessengerError",
-           "gid_bytes", "gid_str", "user_of"]
+__all__ = [
+    "DEFAULT_SUITE",
+    "OFFERED_SUITES",
+    "AddReport",
+    "ChatMessage",
+    "Conversation",
+    "Messenger",
+    "MessengerError",
+    "gid_bytes",
+    "gid_str",
+    "is_post_quantum",
+    "suite_label",
+    "user_of",
+]
 
 log = logging.getLogger("corecrypto.messenger")
 
 KEY_PACKAGE_TARGET = 10
+#: The suite device identities are registered in (Ed25519 keys): every client has it.
+IDENTITY_SUITE = 1
+#: New conversations: MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519 under the code
+#: point OpenMLS uses (docs/pq.md); the same Ed25519 identity key signs in it.
+DEFAULT_SUITE = 0x004F
+#: The suites a device publishes KeyPackages in (and so can be added in).
+OFFERED_SUITES = (IDENTITY_SUITE, DEFAULT_SUITE)
 MAX_RETRIES = 3
 PAYLOAD_VERSION = 1  # "v" of the JSON inside application messages
 BATCH_MAX = 500  # pushed messages processed before the state is saved
@@ -140,11 +163,21 @@ class Messenger:
 
     def __init__(self, transport: Transport, store: Store, *,
                  key_package_target: int = KEY_PACKAGE_TARGET,
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE,
+                 default_suite: int = DEFAULT_SUITE,
+                 offered_suites: Iterable[int] = OFFERED_SUITES) -> None:
         self.transport = transport
         self.store = store
         self.history = History(store)
         self.key_package_target = key_package_target
+        # The default is always offered: others must be able to add us to what we create.
+        self.offered_suites = tuple(dict.fromkeys([*offered_suites, default_suite]))
+        for suite in self.offered_suites:
+            if suite not in SUITES:
+                raise MessengerError(f"unknown cipher suite 0x{suite:04x}")
+        self.default_suite = default_suite
+        # (user, device) -> the suites it can be added in (key directory).
+        self._offered: dict[tuple[str, str], set[int]] = {}
         self.page_size = page_size
         self.core: CoreCrypto | None = None
         self.token: str | None = None
@@ -191,7 +224,15 @@ class Messenger:
             self._emit("connection", status=status)
 
     def _emit_conversation(self, conv: Conversation) -> None:
-        self._emit("conversation", **conv.summary())
+        self._emit("conversation", **self.summary_of(conv))
+
+    def summary_of(self, conv: Conversation) -> dict[str, Any]:
+        """:meth:`Conversation.summary` with the group's cipher suite: ``suite`` (None
+        while not joined), ``suite_label`` and ``post_quantum``."""
+        suite = self.conversation_suite(conv.group_id)
+        return {**conv.summary(), "suite": suite,
+                "suite_label": "" if suite is None else suite_label(suite),
+                "post_quantum": suite is not None and is_post_quantum(suite)}
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -229,7 +270,8 @@ class Messenger:
                                                         "password": password})
 
     async def login_new_device(self, username: str, password: str,
-                               ciphersuite: int = 1, device_name: str = "browser") -> None:
+                               ciphersuite: int = IDENTITY_SUITE,
+                               device_name: str = "browser") -> None:
         """Log in and register this browser as a new device with a fresh identity key.
         :meth:`sync` (or :meth:`join_my_conversations`) then brings it into every
         conversation of its user."""
@@ -298,15 +340,22 @@ class Messenger:
         await self._call("DELETE", f"/api/auth/devices/{quote(device_id)}",
                          {"password": password})
 
+    def _suites_offered(self) -> list[int]:
+        usable = usable_suites(self.core_.ciphersuite)
+        return [s for s in self.offered_suites if s in usable]
+
     async def replenish_key_packages(self) -> int:
-        """Top the server's stock up to the target, with one last-resort package."""
-        r = await self._call("GET", "/api/mls/key-packages/count")
-        count, last_resort = int(r.body["count"]), bool(r.body["last_resort"])
+        """Top the server's stock up to the target, with one last-resort package, in
+        each offered suite this identity can sign in (one upload)."""
         kps: list[bytes] = []
-        if count < self.key_package_target // 2 + 1:
-            kps += self.core_.generate_key_packages(self.key_package_target - count)
-        if not last_resort:
-            kps += self.core_.generate_key_packages(1, last_resort=True)
+        for suite in self._suites_offered():
+            r = await self._call("GET", f"/api/mls/key-packages/count?cipher_suite={suite}")
+            count, last_resort = int(r.body["count"]), bool(r.body["last_resort"])
+            if count < self.key_package_target // 2 + 1:
+                kps += self.core_.generate_key_packages(self.key_package_target - count,
+                                                        ciphersuite=suite)
+            if not last_resort:
+                kps += self.core_.generate_key_packages(1, last_resort=True, ciphersuite=suite)
         if kps:
             # Persist the private keys before the server can hand the packages out.
             await self._save_keys()
@@ -898,15 +947,20 @@ class Messenger:
             await self._flush()
             self._emit("members", conversation=gid_str(gid), members=self.core_.members(gid))
 
-    async def create_conversation(self, name: str, usernames: Iterable[str]) -> Conversation:
+    async def create_conversation(self, name: str, usernames: Iterable[str], *,
+                                  suite: int | None = None) -> Conversation:
         """A new group with ``usernames`` (all their devices) and this user's other
-        devices."""
+        devices, in cipher ``suite`` (default: :attr:`default_suite`)."""
         gid = secrets.token_bytes(16)
         core = self.core_
-        core.create_group(gid)
+        suite = self.default_suite if suite is None else suite
+        if suite not in usable_suites(core.ciphersuite):
+            raise MessengerError(f"cipher suite 0x{suite:04x} is not available on this device",
+                                 code="unsupported_cipher_suite")
+        core.create_group(gid, suite)
         try:
             await self._call("POST", "/api/mls/groups", {
-                "group_id": gid_str(gid), "cipher_suite": core.ciphersuite,
+                "group_id": gid_str(gid), "cipher_suite": suite,
                 "group_info": b64(core.group_info(gid))})
         except (MessengerError, TransportError):
             core.delete_group(gid)
@@ -924,12 +978,16 @@ class Messenger:
             await self._send_payload(gid, {"type": "meta", "name": conv.name})
         return conv
 
-    async def _claim(self, user: str, devices: list[str]) -> dict[str, bytes]:
-        """One KeyPackage of each of ``devices`` of ``user`` (device id -> package);
-        devices with none are left out."""
+    def conversation_suite(self, gid: bytes) -> int | None:
+        """The cipher suite of a conversation's group (None while not joined)."""
+        return self.core_.group_suite(gid) if self.core_.has_group(gid) else None
+
+    async def _claim(self, user: str, devices: list[str], suite: int) -> dict[str, bytes]:
+        """One KeyPackage in ``suite`` of each of ``devices`` of ``user`` (device id ->
+        package); devices with none are left out."""
         query = "&".join(f"device_id={quote(d)}" for d in devices)
         r = await self._call("GET", f"/api/mls/key-packages/{quote(user)}?{query}"
-                                    f"&cipher_suite={self.core_.ciphersuite}")
+                                    f"&cipher_suite={suite}")
         out: dict[str, bytes] = {}
         for k in r.body["key_packages"]:
             device = str(k["device_id"])
@@ -955,6 +1013,7 @@ class Messenger:
         core = self.core_
         async with self._lock:
             await self._sync_group(gid)
+        suite = core.group_suite(gid)
         outcomes: list[AddOutcome] = []
         claimed: dict[str, bytes] = {}  # identity -> KeyPackage
         for user in dict.fromkeys(u.strip() for u in usernames if u and u.strip()):
@@ -971,13 +1030,23 @@ class Messenger:
             missing, outcome.present = missing_devices(core.members(gid), user, directory,
                                                        exclude=exclude)
             if missing:
-                kps = await self._claim(user, missing)
+                kps = await self._claim(user, missing, suite)
                 claimed.update({f"{user}/{d}": kp for d, kp in kps.items()})
-                outcome.unavailable = sorted(set(missing) - set(kps))
+                # The directory says which suites a device offers: one without the
+                # group's can never be added (an app without the post-quantum suites).
+                for d in sorted(set(missing) - set(kps)):
+                    if suite not in self._offered.get((user, d), {suite}):
+                        outcome.unsupported.append(d)
+                    else:
+                        outcome.unavailable.append(d)
             if user == self.user_id:
                 continue
             await self.observe_user(user)
-            if not outcome.present and not any(user_of(i) == user for i in claimed):
+            if not outcome.present and not any(user_of(i) == user for i in claimed) \
+                    and outcome.unsupported and not outcome.unavailable:
+                outcome.error = (f"none of their devices supports this conversation's cipher "
+                                 f"suite ({suite_label(suite)})")
+            elif not outcome.present and not any(user_of(i) == user for i in claimed):
                 outcome.invited = await self._invite(gid, user)
                 if not outcome.invited and not directory:
                     outcome.error = "they have no active device"
@@ -1310,6 +1379,9 @@ class Messenger:
     async def directory(self, username: str) -> dict[str, bytes]:
         """device id -> identity key of the user's active devices (key directory)."""
         r = await self._call("GET", f"/api/users/{quote(username)}/devices")
+        for d in r.body["devices"]:
+            self._offered[(username, d["device_id"])] = {
+                int(x) for x in d.get("cipher_suites") or [d["cipher_suite"]]}
         return {d["device_id"]: unb64(d["signature_key"]) for d in r.body["devices"]}
 
     async def observe_user(self, username: str) -> list[TrustEvent]:
@@ -1384,6 +1456,23 @@ class Messenger:
         for i in self.members(gid):
             out.setdefault(user_of(i), []).append(device_of(i))
         return out
+
+
+def is_post_quantum(suite: int) -> bool:
+    """Whether the suite's key exchange resists quantum computers (ML-KEM, alone or in
+    a hybrid; docs/pq.md). Signatures stay classical in every suite used here."""
+    return suite in PQ_SUITES
+
+
+def suite_label(suite: int) -> str:
+    """A short name of a cipher suite for people: its key exchange, whether that is
+    post-quantum, and the code point (e.g. "MLKEM768X25519 (post-quantum), 0x004f")."""
+    params = SUITES.get(suite)
+    if params is None:
+        return f"unknown suite 0x{suite:04x}"
+    kem = params.name.split("_")[2]  # MLS_<level>_<KEM>_<AEAD>_<hash>_<signature>
+    pq = " (post-quantum)" if is_post_quantum(suite) else ""
+    return f"{kem}{pq}, 0x{suite:04x}"
 
 
 def _code(r: Response) -> str:

@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -33,47 +31,13 @@ from delivery.security import (
     token_digest,
 )
 from delivery.services import Services, client_address, get_services
+from delivery.suites import validate_signature_key
 
 MAX_DEVICES_PER_USER = 32
 # last_used_at is refreshed at most this often (or a quarter of the idle timeout if
 # that is shorter): idle expiry is coarse by this much, and a busy session does not
 # turn every read into a write.
 _TOUCH_INTERVAL_SECONDS = 60
-
-# Raw signature public key formats (RFC 9420 §5.1.1) of each cipher suite's scheme.
-_ED25519_SUITES = {1, 3}
-_ED448_SUITES = {4, 6}
-_ECDSA_SUITES: dict[int, ec.EllipticCurve] = {
-    2: ec.SECP256R1(),
-    5: ec.SECP521R1(),
-    7: ec.SECP384R1(),
-}
-SUPPORTED_CIPHER_SUITES = frozenset(_ED25519_SUITES | _ED448_SUITES | set(_ECDSA_SUITES))
-
-
-def validate_signature_key(cipher_suite: int, key: bytes) -> None:
-    """Refuse a key that is not a valid raw public key of the suite's signature scheme."""
-    try:
-        if cipher_suite in _ED25519_SUITES:
-            ed25519.Ed25519PublicKey.from_public_bytes(key)
-        elif cipher_suite in _ED448_SUITES:
-            ed448.Ed448PublicKey.from_public_bytes(key)
-        elif cipher_suite in _ECDSA_SUITES:
-            if not key.startswith(b"\x04"):
-                raise ValueError("not an uncompressed point")
-            ec.EllipticCurvePublicKey.from_encoded_point(_ECDSA_SUITES[cipher_suite], key)
-        else:
-            raise BadRequest(
-                f"cipher suite {cipher_suite} is not supported; use one of "
-                f"{sorted(SUPPORTED_CIPHER_SUITES)}",
-                code="unsupported_cipher_suite",
-            )
-    except (ValueError, UnsupportedAlgorithm):
-        raise BadRequest(
-            f"signature_key is not a valid public key for cipher suite {cipher_suite}",
-            code="invalid_signature_key",
-        ) from None
-
 
 _SESSION_SQL = """
     SELECT s.id, s.token_hash, s.user_id, u.username, s.device_pk, d.device_id,
@@ -236,7 +200,10 @@ class DeviceInfo(BaseModel):
     device_id: str
     identity: str = Field(description='the MLS credential identity, "<user_id>/<device_id>"')
     name: str
-    cipher_suite: int
+    cipher_suite: int = Field(description="the suite the signature key is registered in")
+    cipher_suites: list[int] = Field(
+        description="the suites the device can be added in: its registered one and those "
+        "it has published KeyPackages in (same signature scheme)")
     signature_key: str = Field(description="raw signature public key, standard base64")
     created_at: datetime
 
@@ -483,6 +450,7 @@ async def register_device(
             identity=f"{principal.user_id}/{device_id}",
             name=body.name,
             cipher_suite=body.cipher_suite,
+            cipher_suites=[body.cipher_suite],
             signature_key=b64encode(key),
             created_at=row.created_at,
         )
@@ -520,6 +488,7 @@ async def key_directory(
                     identity=f"{username}/{r.device_id}",
                     name=r.name,
                     cipher_suite=r.cipher_suite,
+                    cipher_suites=sorted({r.cipher_suite, *r.cipher_suites}),
                     signature_key=b64encode(r.signature_key),
                     created_at=r.created_at,
                 )

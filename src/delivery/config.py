@@ -68,8 +68,12 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path.cwd() / "data")
     static_dir: Path | None = None
     # Request and frame limits. MLS messages are small except Welcomes and commits in
-    # large groups (a ratchet tree of 1,000 members is ~200 KiB), base64 adds a third.
-    max_body_bytes: int = 2 * 1024 * 1024
+    # large groups, base64 adds a third. A commit is posted with the GroupInfo of its
+    # epoch (the ratchet tree) and any Welcome (the tree again): at 1,000 members that
+    # is ~0.3 MB in suite 1 but ~2.6 MB for an update and ~4 MB for an Add in the
+    # post-quantum suite 0x004F (1,216-byte X-Wing keys per tree node, 1.1 KB per
+    # HPKE ciphertext; docs/delivery.md "Cipher suites and sizes").
+    max_body_bytes: int = 8 * 1024 * 1024
     max_ws_frame_bytes: int = 64 * 1024
     max_key_packages_per_upload: int = 100
     max_key_packages_per_device: int = 500

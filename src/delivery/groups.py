@@ -24,6 +24,7 @@ from delivery.principal import DevicePrincipal
 from delivery.schema import mls_group_infos, mls_group_members, mls_groups
 from delivery.services import Services, get_services
 from delivery.store import Conn, visible_messages_after, welcomes_after, windows_of
+from delivery.suites import check_usable
 
 _GROUP_BY_ID = "SELECT id, cipher_suite, epoch, last_seq FROM mls_groups WHERE group_id = $1"
 MAX_CURSOR = 2**63 - 1  # sequence numbers are PostgreSQL bigints
@@ -208,11 +209,7 @@ async def create_group(
     settings = services.settings
     group_id = decode_group_id(body.group_id, settings.max_group_id_bytes)
     suite = body.cipher_suite if body.cipher_suite is not None else device.cipher_suite
-    if suite != device.cipher_suite:
-        raise BadRequest(
-            f"cipher suite {suite} differs from this device's ({device.cipher_suite})",
-            code="cipher_suite_mismatch",
-        )
+    check_usable(device.cipher_suite, suite, "the group")
     services.local_limits.check(
         f"group-create:{device.user_pk}", settings.rate_limits.group_create, what="new groups"
     )

@@ -73,7 +73,11 @@ _JOINABLE = """
     SELECT g.group_id,
            ARRAY(SELECT m.device_id FROM mls_group_members m
                  WHERE m.group_id = g.id AND m.removed_seq IS NULL
-                   AND m.device_id = ANY($2::bigint[])) AS members
+                   AND m.device_id = ANY($2::bigint[])) AS members,
+           -- Devices that do not offer the group's cipher suite could never join it.
+           ARRAY(SELECT d.id FROM devices d
+                 WHERE d.id = ANY($2::bigint[]) AND d.cipher_suite <> g.cipher_suite
+                   AND NOT (g.cipher_suite = ANY(d.cipher_suites))) AS unable
     FROM mls_groups g WHERE g.id = $1
 """
 # For each given (local) device: the groups where it and a retired device both hold a
@@ -497,7 +501,7 @@ class Hub:
             row = await conn.fetchrow(_JOINABLE, group_pk, devices)
             if row is None:
                 return None, set()
-            return row["group_id"], set(row["members"] or ())
+            return row["group_id"], set(row["members"] or ()) | set(row["unable"] or ())
 
         group_id, members = await self.db.raw_read(read)
         if group_id is None:

@@ -40,7 +40,11 @@ _JOINABLE = f"""
                 ELSE 'invitation' END AS reason
     FROM mls_groups g
     JOIN mls_group_infos gi ON gi.group_id = g.id AND gi.epoch = g.epoch
-    WHERE g.cipher_suite = $3
+    -- A device joins groups of its registered suite, and of every suite it offers
+    -- (has published KeyPackages in; delivery.suites).
+    WHERE (g.cipher_suite = $3
+           OR g.cipher_suite = ANY(SELECT unnest(d.cipher_suites) FROM devices d
+                                   WHERE d.id = $2))
       AND g.id IN (SELECT m.group_id FROM mls_group_members m WHERE m.user_id = $1
                    UNION
                    SELECT i.group_id FROM mls_invitations i WHERE i.user_id = $1)
@@ -144,7 +148,8 @@ async def _member_group(conn: Conn, gid: bytes, device: DevicePrincipal) -> Any:
 @router.get("/groups/joinable", response_model=JoinableList)
 async def joinable_groups(device: DeviceDep, services: ServicesDep) -> JoinableList:
     """Groups this device is not in but may join by external commit (its user holds a
-    seat in them, or an invitation), of its cipher suite, with a GroupInfo to join from."""
+    seat in them, or an invitation), of its cipher suite or one it publishes KeyPackages
+    in, with a GroupInfo to join from."""
     services.local_limits.check(f"read:{device.user_pk}", services.settings.rate_limits.read,
                                 what="reads")
 

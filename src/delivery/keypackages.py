@@ -20,6 +20,7 @@ from delivery.principal import DevicePrincipal
 from delivery.schema import devices, mls_key_packages, users
 from delivery.security import normalize_username
 from delivery.services import Services, get_services
+from delivery.suites import check_usable, require_supported
 
 router = APIRouter(prefix="/api/mls", tags=["key packages"])
 _MAX_BIGINT = 2**63 - 1
@@ -36,20 +37,25 @@ class UploadRequest(BaseModel):
     )
 
 
+class CountResponse(BaseModel):
+    """The caller's device's stock in one cipher suite."""
+
+    cipher_suite: int
+    count: int
+    last_resort: bool
+
+
 class UploadResponse(BaseModel):
     """What the batch changed."""
 
     accepted: int = Field(description="newly stored KeyPackages")
     duplicates: int = Field(description="KeyPackages already stored (a retried upload)")
-    count: int = Field(description="unclaimed regular KeyPackages of this device now")
-    last_resort: bool = Field(description="whether the device has a last-resort KeyPackage")
-
-
-class CountResponse(BaseModel):
-    """The caller's device's stock."""
-
-    count: int
-    last_resort: bool
+    count: int = Field(description="unclaimed regular KeyPackages of this device now, in "
+                                   "the cipher suite of the batch's first KeyPackage")
+    last_resort: bool = Field(description="whether the device has a last-resort KeyPackage "
+                                          "in that suite")
+    stock: list[CountResponse] = Field(description="the device's stock per cipher suite "
+                                                   "of the batch")
 
 
 class ClaimedKeyPackage(BaseModel):
@@ -81,28 +87,26 @@ def _check_ownership(kp: KeyPackageSummary, device: DevicePrincipal, now: int) -
             "KeyPackage signature key is not this device's registered identity key",
             code="not_your_device",
         )
-    if kp.cipher_suite != device.cipher_suite:
-        raise BadRequest(
-            f"KeyPackage cipher suite {kp.cipher_suite} differs from the device's "
-            f"({device.cipher_suite})",
-            code="cipher_suite_mismatch",
-        )
+    check_usable(device.cipher_suite, kp.cipher_suite, "the KeyPackage")
     if kp.not_after <= now:
         raise BadRequest("KeyPackage lifetime has already ended", code="expired_key_package")
 
 
-async def _stock(conn: AsyncConnection, device_pk: int) -> tuple[int, bool]:
-    row = (
-        await conn.execute(
-            select(
-                func.count().filter(~mls_key_packages.c.last_resort),
-                func.count().filter(mls_key_packages.c.last_resort),
-            ).where(
-                mls_key_packages.c.device_id == device_pk,
-                mls_key_packages.c.not_after > func.extract("epoch", func.now()),
-            )
-        )
-    ).one()
+async def _stock(
+    conn: AsyncConnection, device_pk: int, cipher_suite: int | None = None
+) -> tuple[int, bool]:
+    """(unclaimed regular KeyPackages, has a last-resort one) of a device, in one suite
+    or (None) in all."""
+    query = select(
+        func.count().filter(~mls_key_packages.c.last_resort),
+        func.count().filter(mls_key_packages.c.last_resort),
+    ).where(
+        mls_key_packages.c.device_id == device_pk,
+        mls_key_packages.c.not_after > func.extract("epoch", func.now()),
+    )
+    if cipher_suite is not None:
+        query = query.where(mls_key_packages.c.cipher_suite == cipher_suite)
+    row = (await conn.execute(query)).one()
     return int(row[0]), bool(row[1])
 
 
@@ -113,9 +117,11 @@ async def upload_key_packages(
     """Store a batch of KeyPackages of the caller's device.
 
     Each must parse, verify (both signatures, lifetime), carry the caller's credential
-    identity and registered signature key, and use the device's cipher suite. One may
-    carry the last_resort extension; it replaces the device's previous last-resort one.
-    The batch is stored all-or-nothing.
+    identity and registered signature key, and use a supported cipher suite whose
+    signature scheme is that of the device's registered suite (a device keeps a stock
+    per suite it offers, e.g. suite 1 and 0x004F). One per suite may carry the
+    last_resort extension; it replaces the device's previous last-resort one of that
+    suite. The batch is stored all-or-nothing.
     """
     settings = services.settings
     if len(body.key_packages) > settings.max_key_packages_per_upload:
@@ -152,8 +158,9 @@ async def upload_key_packages(
         if kp.ref in refs:
             raise BadRequest(f"key_packages[{i}] repeats an earlier one", code="duplicate_in_batch")
         refs.add(kp.ref)
-    if sum(kp.last_resort for kp in summaries) > 1:
-        raise BadRequest("at most one KeyPackage per upload may be last-resort",
+    suites = list(dict.fromkeys(kp.cipher_suite for kp in summaries))
+    if any(sum(kp.last_resort for kp in summaries if kp.cipher_suite == s) > 1 for s in suites):
+        raise BadRequest("at most one KeyPackage per cipher suite and upload may be last-resort",
                          code="too_many_last_resort")
 
     async def store(conn: AsyncConnection) -> UploadResponse:
@@ -163,17 +170,24 @@ async def upload_key_packages(
         )
         count, _ = await _stock(conn, device.device_pk)
         regular = sum(not kp.last_resort for kp in summaries)
+        # The device offers these suites from now on (key directory, joinable groups).
+        await conn.execute(
+            text("UPDATE devices SET cipher_suites = ARRAY(SELECT DISTINCT s FROM "
+                 "unnest(cipher_suites || CAST(:suites AS integer[])) AS s ORDER BY s) "
+                 "WHERE id = :id AND NOT (cipher_suites @> CAST(:suites AS integer[]))"),
+            {"id": device.device_pk, "suites": suites},
+        )
         if count + regular > settings.max_key_packages_per_device:
             raise Conflict(
                 f"a device may hold at most {settings.max_key_packages_per_device} unclaimed "
                 f"KeyPackages; it has {count}",
                 code="too_many_key_packages",
             )
-        if any(kp.last_resort for kp in summaries):
-            last = next(kp for kp in summaries if kp.last_resort)
+        for last in (kp for kp in summaries if kp.last_resort):
             await conn.execute(
                 delete(mls_key_packages).where(
                     mls_key_packages.c.device_id == device.device_pk,
+                    mls_key_packages.c.cipher_suite == last.cipher_suite,
                     mls_key_packages.c.last_resort,
                     mls_key_packages.c.hash != last.ref,
                 )
@@ -199,24 +213,37 @@ async def upload_key_packages(
             .returning(mls_key_packages.c.id)
         )
         accepted = len(result.all())
-        count, has_last_resort = await _stock(conn, device.device_pk)
+        stock = []
+        for suite in suites:
+            count, has_last_resort = await _stock(conn, device.device_pk, suite)
+            stock.append(CountResponse(cipher_suite=suite, count=count,
+                                       last_resort=has_last_resort))
         return UploadResponse(
             accepted=accepted,
             duplicates=len(summaries) - accepted,
-            count=count,
-            last_resort=has_last_resort,
+            count=stock[0].count,
+            last_resort=stock[0].last_resort,
+            stock=stock,
         )
 
     return await services.db.transaction(store)
 
 
 @router.get("/key-packages/count", response_model=CountResponse)
-async def count_key_packages(device: DeviceDep, services: ServicesDep) -> CountResponse:
-    """How many unclaimed, unexpired regular KeyPackages the caller's device has left."""
+async def count_key_packages(
+    device: DeviceDep,
+    services: ServicesDep,
+    cipher_suite: Annotated[int | None, Query(ge=1, le=0xFFFF)] = None,
+) -> CountResponse:
+    """How many unclaimed, unexpired regular KeyPackages the caller's device has left in
+    ``cipher_suite`` (default: the device's registered suite), and whether it has a
+    last-resort one there."""
+    suite = device.cipher_suite if cipher_suite is None else cipher_suite
+    check_usable(device.cipher_suite, suite, "the query")
 
     async def fetch(conn: AsyncConnection) -> CountResponse:
-        count, last_resort = await _stock(conn, device.device_pk)
-        return CountResponse(count=count, last_resort=last_resort)
+        count, last_resort = await _stock(conn, device.device_pk, suite)
+        return CountResponse(cipher_suite=suite, count=count, last_resort=last_resort)
 
     return await services.db.read(fetch)
 
@@ -250,7 +277,7 @@ _CLAIM_SQL = text(
         SELECT id FROM mls_key_packages
         WHERE device_id = :device AND NOT last_resort
           AND not_after > extract(epoch FROM now())
-          AND (CAST(:suite AS integer) IS NULL OR cipher_suite = :suite)
+          AND cipher_suite = :suite
         ORDER BY id
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -273,11 +300,15 @@ async def claim_key_packages(
     partly in a group must not use up the KeyPackages of the devices already there.
     Named devices that are unknown, retired or the caller's own are listed as missing.
 
-    A regular KeyPackage is handed out once and deleted; when a device has none left,
-    its last-resort KeyPackage is returned and kept. Atomic under concurrency
+    Only KeyPackages of ``cipher_suite`` are handed out (default: each device's
+    registered suite); a device with none in it is listed as missing (it does not offer
+    that suite). A regular KeyPackage is handed out once and deleted; when a device has
+    none left, its last-resort KeyPackage is returned and kept. Atomic under concurrency
     (``FOR UPDATE SKIP LOCKED``) and rate-limited per claiming user.
     """
     username = normalize_username(user_id)
+    if cipher_suite is not None:
+        require_supported(cipher_suite)
     await services.shared_limits.check(
         f"kp-claim:{device.user_pk}", services.settings.rate_limits.key_package_claim,
         what="KeyPackage claims",
@@ -291,7 +322,7 @@ async def claim_key_packages(
             raise NotFound(f"no user {username!r}", code="unknown_user")
         targets = (
             await conn.execute(
-                select(devices.c.id, devices.c.device_id)
+                select(devices.c.id, devices.c.device_id, devices.c.cipher_suite)
                 .where(and_(devices.c.user_id == user_pk, devices.c.id != device.device_pk,
                             devices.c.retired_at.is_(None)))
                 .order_by(devices.c.id)
@@ -305,18 +336,18 @@ async def claim_key_packages(
             targets = [t for t in targets if t.device_id in wanted]
         for target in targets:
             identity = f"{username}/{target.device_id}"
+            suite = target.cipher_suite if cipher_suite is None else cipher_suite
             data = (
-                await conn.execute(_CLAIM_SQL, {"device": target.id, "suite": cipher_suite})
+                await conn.execute(_CLAIM_SQL, {"device": target.id, "suite": suite})
             ).scalar()
             last_resort = False
             if data is None:
                 query = select(mls_key_packages.c.key_package_data).where(
                     mls_key_packages.c.device_id == target.id,
                     mls_key_packages.c.last_resort,
+                    mls_key_packages.c.cipher_suite == suite,
                     mls_key_packages.c.not_after > func.extract("epoch", func.now()),
                 )
-                if cipher_suite is not None:
-                    query = query.where(mls_key_packages.c.cipher_suite == cipher_suite)
                 data = (await conn.execute(query)).scalar()
                 last_resort = data is not None
             if data is None:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from delivery.errors import BadRequest
+from mls.codec import Reader
 from mls.errors import CryptoError, DecodeError, MLSError, ValidationError
+from mls.framing import WireFormat
 from mls.inspect import (
     KeyPackageSummary,
     MessageSummary,
@@ -47,6 +49,7 @@ __all__ = [
     "parse_group_message",
     "parse_key_package",
     "parse_welcome",
+    "peek_group_id",
     "verify_external_join",
     "verify_member_signature",
 ]
@@ -78,6 +81,20 @@ def _checked(what: str, code: str | None, work: Callable[[], T]) -> T:
         return work()
     except (MLSError, *_PARSER_BUGS) as exc:
         raise _refuse(what, exc, code) from None
+
+
+def peek_group_id(data: bytes) -> bytes | None:
+    """The group id of an MLSMessage carrying a PublicMessage or PrivateMessage (both
+    start with ``group_id<V>``, RFC 9420 §6), without parsing the rest; None if the
+    header is not one of those. The full parse follows and refuses anything malformed."""
+    r = Reader(data)
+    try:
+        r.read(2)  # version
+        if r.u16() not in (WireFormat.PUBLIC_MESSAGE, WireFormat.PRIVATE_MESSAGE):
+            return None
+        return r.opaque()
+    except DecodeError:
+        return None
 
 
 def parse_group_message(data: bytes, cipher_suite: int, now: int | None = None) -> MessageSummary:

@@ -53,10 +53,12 @@ from delivery.mlsparse import (
     parse_group_info,
     parse_group_message,
     parse_welcome,
+    peek_group_id,
     verify_external_join,
     verify_member_signature,
 )
 from delivery.principal import DevicePrincipal
+from delivery.suites import usable_suites
 
 log = logging.getLogger("delivery.posting")
 
@@ -108,6 +110,8 @@ _DEVICES = """
 _REMOVE_MEMBER = """
     UPDATE mls_group_members SET removed_seq = $2, removed_retired = $3 WHERE id = $1
 """
+_GROUP_SUITE = "SELECT cipher_suite FROM mls_groups WHERE group_id = $1"
+_SUITE_CACHE_MAX = 100_000
 _STORED_GROUP_INFO = "SELECT epoch, data FROM mls_group_infos WHERE group_id = $1"
 _SAVE_GROUP_INFO = """
     INSERT INTO mls_group_infos (group_id, epoch, data) VALUES ($1, $2, $3)
@@ -401,9 +405,10 @@ async def _check_adds(
                 "signature key",
                 code="key_mismatch",
             )
-        if row["cipher_suite"] != cipher_suite:
-            raise BadRequest(f"{name!r} uses another cipher suite than the group",
-                             code="cipher_suite_mismatch")
+        if (cipher_suite not in usable_suites(row["cipher_suite"])
+                or p.added_key_package.cipher_suite != cipher_suite):
+            raise BadRequest(f"the KeyPackage added for {name!r} is not of the group's cipher "
+                             f"suite {cipher_suite}", code="cipher_suite_mismatch")
         out[p.added_identity] = _Device(row["id"], row["user_id"], p.added_identity,
                                         row["signature_key"])
     return out
@@ -514,10 +519,10 @@ async def _accept_one(
     """Validate and store one message. Everything that can refuse it runs before its
     first write, so a refused message leaves nothing behind in the batch's transaction."""
     device, summary = sub.device, sub.summary
-    if group.cipher_suite != device.cipher_suite:
+    if group.cipher_suite not in usable_suites(device.cipher_suite):
         raise BadRequest(
-            f"the group uses cipher suite {group.cipher_suite}, this device "
-            f"{device.cipher_suite}",
+            f"the group uses cipher suite {group.cipher_suite}, which this device's "
+            f"signature key (suite {device.cipher_suite}) cannot sign in",
             code="cipher_suite_mismatch",
         )
     check = await conn.fetchrow(_CHECK, group.pk, device.device_pk, sub.digest)
@@ -773,10 +778,10 @@ class _Batch:
 
     def _accept_plain(self, sub: Submission) -> Outcome:
         group, device, summary = self.group, sub.device, sub.summary
-        if group.cipher_suite != device.cipher_suite:
+        if group.cipher_suite not in usable_suites(device.cipher_suite):
             raise BadRequest(
-                f"the group uses cipher suite {group.cipher_suite}, this device "
-                f"{device.cipher_suite}",
+                f"the group uses cipher suite {group.cipher_suite}, which this device's "
+                f"signature key (suite {device.cipher_suite}) cannot sign in",
                 code="cipher_suite_mismatch",
             )
         seen = self.seen.get(sub.digest)
@@ -826,6 +831,21 @@ class Sequencer:
         self._queues: dict[bytes, list[_Waiting]] = {}
         self._runners: set[asyncio.Task[None]] = set()
         self._group_infos = GroupInfoCache()
+        # Group id -> cipher suite (it never changes), to parse messages before their
+        # batch; bounded: cleared when full.
+        self._suites: dict[bytes, int] = {}
+
+    async def group_suite(self, group_id: bytes) -> int | None:
+        """The cipher suite of a registered group (None: unknown group)."""
+        suite = self._suites.get(group_id)
+        if suite is None:
+            suite = await self._db.raw_read(
+                lambda conn: conn.fetchval(_GROUP_SUITE, group_id))
+            if suite is not None:
+                if len(self._suites) >= _SUITE_CACHE_MAX:
+                    self._suites.clear()
+                self._suites[group_id] = suite
+        return suite
 
     async def submit(self, submission: Submission) -> Outcome:
         """Queue a message for its group's next transaction; wait until it committed."""
@@ -916,9 +936,11 @@ async def post_message(
 ) -> Accepted:
     """Parse, then accept one group message (and its Welcome and GroupInfo) in its
     group's next batch."""
-    # Parsing needs the suite before the group is known; a device only joins groups of
-    # its own suite, which the transaction checks.
-    summary = parse_group_message(data, device.cipher_suite, int(time.time()))
+    # Parsing needs the group's suite (a device may use several: delivery.suites); an
+    # unknown group is parsed in the device's and refused by the transaction.
+    gid = peek_group_id(data)
+    suite = await sequencer.group_suite(gid) if gid is not None else None
+    summary = parse_group_message(data, suite or device.cipher_suite, int(time.time()))
     welcome = parse_welcome(welcome_data) if welcome_data is not None else None
     if welcome is not None and summary.content_type != "commit":
         raise BadRequest("a Welcome can only accompany a commit", code="welcome_without_commit")

@@ -10,6 +10,7 @@ credentials) and ``devices.device_id`` (a short random string unique per user).
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     Column,
@@ -43,6 +44,8 @@ devices = Table(
     Column("device_id", Text, nullable=False),
     Column("name", Text, nullable=False, server_default=""),
     Column("cipher_suite", Integer, nullable=False),
+    # The suites it has published KeyPackages in (delivery.suites; migration 0004).
+    Column("cipher_suites", ARRAY(Integer), nullable=False, server_default="{}"),
     Column("signature_key", LargeBinary, nullable=False, unique=True),
     # Per-device Welcome counter: bumped under the row lock, so inbox order has no gaps.
     Column("welcome_seq", BigInteger, nullable=False, server_default="0"),

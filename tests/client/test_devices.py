@@ -22,7 +22,9 @@ pytestmark = pytest.mark.asyncio
 
 
 async def key_package_count(m: Messenger) -> int:
-    r = await m.transport.request("GET", "/api/mls/key-packages/count", token=m.token)
+    """The device's stock in the suite new conversations use."""
+    r = await m.transport.request(
+        "GET", f"/api/mls/key-packages/count?cipher_suite={m.default_suite}", token=m.token)
     return int(r.body["count"])
 
 

@@ -75,8 +75,10 @@ async def test_vault_writes_per_message_do_not_grow_with_history(people: People)
     assert s_writes <= 2 + 1 / 16 + 0.1, long
     # Receiving: the line and (at most) one state save per processed batch.
     assert r_writes <= 2.0, long
-    # The layout-1 store rewrote the whole history per message (> 50 KB here).
-    assert s_bytes < 2000 and r_bytes < 3000, long
+    # The layout-1 store rewrote the whole history per message (> 50 KB here). A state
+    # save of the post-quantum group (default suite 0x004F: 1,216-byte X-Wing keys in
+    # the tree) is ~4 KB more than in suite 1.
+    assert s_bytes < 2000 and r_bytes < 8000, long
 
 
 async def test_history_is_read_in_pages(people: People) -> None:

@@ -79,20 +79,26 @@ class Device:
     async def post(self, path: str, body: Any) -> httpx.Response:
         return await self.http.post(path, headers=self.headers, json=body)
 
-    async def upload_key_packages(self, n: int = 1, last_resort: bool = False) -> list[bytes]:
-        kps = self.mls.generate_key_packages(n, last_resort=last_resort)
+    async def upload_key_packages(self, n: int = 1, last_resort: bool = False,
+                                  suite: int | None = None) -> list[bytes]:
+        kps = self.mls.generate_key_packages(n, last_resort=last_resort, ciphersuite=suite)
         r = await self.post("/api/mls/key-packages", {"key_packages": [b64(k) for k in kps]})
         assert r.status_code == 201, r.text
         return kps
 
-    async def claim(self, user_id: str) -> httpx.Response:
-        return await self.get(f"/api/mls/key-packages/{user_id}")
+    async def claim(self, user_id: str, suite: int | None = None) -> httpx.Response:
+        query = "" if suite is None else f"?cipher_suite={suite}"
+        return await self.get(f"/api/mls/key-packages/{user_id}{query}")
 
-    async def create_group(self, group_id: bytes | None = None) -> bytes:
+    async def create_group(self, group_id: bytes | None = None, suite: int | None = None
+                           ) -> bytes:
         gid = group_id or secrets.token_bytes(16)
-        self.mls.create_group(gid)
-        r = await self.post("/api/mls/groups", {"group_id": gid_text(gid),
-                                                "group_info": b64(self.mls.group_info(gid))})
+        self.mls.create_group(gid, suite)
+        body: dict[str, Any] = {"group_id": gid_text(gid),
+                                "group_info": b64(self.mls.group_info(gid))}
+        if suite is not None:
+            body["cipher_suite"] = suite
+        r = await self.post("/api/mls/groups", body)
         assert r.status_code == 201, r.text
         return gid
 
@@ -140,8 +146,9 @@ class Device:
     async def add(self, group_id: bytes, others: list[Device]) -> dict[str, Any]:
         """Claim KeyPackages of ``others``, commit their Adds with the Welcome, merge."""
         kps = []
+        suite = self.mls.group_suite(group_id)
         for other in others:
-            r = await self.claim(other.user_id)
+            r = await self.claim(other.user_id, suite)
             assert r.status_code == 200, r.text
             for item in r.json()["key_packages"]:
                 if item["device_id"] == other.device_id:

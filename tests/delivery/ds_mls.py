@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from corecrypto import ApplicationReceived, CommitReceived, CoreCrypto
+from delivery.mlsparse import peek_group_id
 from mls.errors import MLSError
 from mls.group import join_external
 from mls.inspect import summarize_message
@@ -34,14 +35,14 @@ def plaintext_of(result: Any) -> bytes | None:
 def pending_group_info(client: CoreCrypto, message: bytes) -> bytes | None:
     """The GroupInfo of the epoch ``message`` creates, if it is the client's pending
     commit (what a commit is posted with), else None."""
+    gid = peek_group_id(message)
+    if gid is None or not client.has_group(gid):
+        return None
     try:
-        summary = summarize_message(message, client.ciphersuite)
+        summary = summarize_message(message, client.group_suite(gid))
     except (MLSError, ValueError):
         return None
-    gid = summary.group_id
-    if summary.content_type != "commit" or not client.has_group(gid):
-        return None
-    if not client.has_pending_commit(gid):
+    if summary.content_type != "commit" or not client.has_pending_commit(gid):
         return None
     return client.group(gid).pending_group_info()
 

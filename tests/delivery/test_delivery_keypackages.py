@@ -18,7 +18,7 @@ async def test_upload_count_claim_and_last_resort(make_device: MakeDevice) -> No
     regular = await bob.upload_key_packages(2)
     [last_resort] = await bob.upload_key_packages(1, last_resort=True)
     r = await bob.get("/api/mls/key-packages/count")
-    assert r.json() == {"count": 2, "last_resort": True}
+    assert r.json() == {"cipher_suite": 1, "count": 2, "last_resort": True}
 
     claimed = []
     for _ in range(4):
@@ -32,7 +32,7 @@ async def test_upload_count_claim_and_last_resort(make_device: MakeDevice) -> No
     assert claimed == [(regular[0], False), (regular[1], False),
                        (last_resort, True), (last_resort, True)]
     r = await bob.get("/api/mls/key-packages/count")
-    assert r.json() == {"count": 0, "last_resort": True}
+    assert r.json() == {"cipher_suite": 1, "count": 0, "last_resort": True}
 
 
 async def test_retried_upload_is_idempotent(make_device: MakeDevice) -> None:
@@ -41,8 +41,11 @@ async def test_retried_upload_is_idempotent(make_device: MakeDevice) -> None:
     body = {"key_packages": [b64(k) for k in kps]}
     first = await bob.post("/api/mls/key-packages", body)
     again = await bob.post("/api/mls/key-packages", body)
-    assert first.json() == {"accepted": 3, "duplicates": 0, "count": 3, "last_resort": False}
-    assert again.json() == {"accepted": 0, "duplicates": 3, "count": 3, "last_resort": False}
+    stock = [{"cipher_suite": 1, "count": 3, "last_resort": False}]
+    assert first.json() == {"accepted": 3, "duplicates": 0, "count": 3, "last_resort": False,
+                            "stock": stock}
+    assert again.json() == {"accepted": 0, "duplicates": 3, "count": 3, "last_resort": False,
+                            "stock": stock}
 
 
 async def test_new_last_resort_replaces_the_old(make_device: MakeDevice, db: asyncpg.Connection
@@ -190,7 +193,7 @@ async def test_device_can_delete_all_its_key_packages(make_device: MakeDevice) -
     r = await bob.http.delete("/api/mls/key-packages", headers=bob.headers)
     assert r.status_code == 200 and r.json() == {"deleted": 4}
     assert (await bob.get("/api/mls/key-packages/count")).json() == {
-        "count": 0, "last_resort": False}
+        "cipher_suite": 1, "count": 0, "last_resort": False}
     r = await alice.claim(bob.user_id)
     assert r.json()["key_packages"] == []
     assert r.json()["devices_without_key_packages"] == [bob.device_id]

@@ -95,6 +95,52 @@ def test_group_with_live_messages(world: dict[str, Any]) -> None:
     shot(alice.page, "05-chat")
 
 
+def test_post_quantum_conversation(world: dict[str, Any]) -> None:
+    """A conversation in the hybrid X25519+ML-KEM-768 suite (0x004F) created from the
+    dialog, where it is the default; one in suite 1 when chosen; each shows its suite."""
+    alice, bob = ready(world, "alice", "bob")
+    name = group("Quantum")
+    page = alice.page
+    page.click("#new-conv")
+    assert page.input_value("#f-conv-suite") == str(0x004F)  # the default choice
+    page.fill("#f-conv-name", name)
+    page.fill("#f-conv-members", bob.name)
+    shot(page, "04b-new-conversation-suite")
+    page.click("#new-conv-form button[type=submit]")
+    wait(page, lambda: page.inner_text("#chat-title") == name, "chat opened")
+    select_conversation(bob.page, name)
+    for p in (alice, bob):
+        assert p.page.inner_text("#suite-badge") == "Post-quantum"
+        assert "0x004f" in str(p.page.get_attribute("#suite-badge", "title"))
+    send(alice.page, "quantum-safe hello")
+    wait(bob.page, lambda: texts(bob.page) == ["quantum-safe hello"], "bob receives")
+    send(bob.page, "quantum-safe reply")
+    wait(page, lambda: texts(page) == ["quantum-safe hello", "quantum-safe reply"],
+         "alice receives")
+    codes = []
+    for p in (alice, bob):
+        p.page.click("#group-code-btn")
+        wait(p.page, lambda p=p: p.page.locator("#conv-suite").count() == 1, "suite shown")
+        assert p.page.inner_text("#conv-suite") == (
+            "Encryption: MLKEM768X25519 (post-quantum), 0x004f")
+        codes.append(p.page.inner_text("#group-code"))
+        p.page.click(".dialog .close")
+    assert codes[0] == codes[1]
+    shot(bob.page, "05b-post-quantum-chat")
+
+    classic = group("Classic")
+    page.click("#new-conv")
+    page.fill("#f-conv-name", classic)
+    page.fill("#f-conv-members", bob.name)
+    page.select_option("#f-conv-suite", "1")
+    page.click("#new-conv-form button[type=submit]")
+    wait(page, lambda: page.inner_text("#chat-title") == classic, "chat opened")
+    select_conversation(bob.page, classic)
+    assert bob.page.inner_text("#suite-badge") == "Classic"
+    send(bob.page, "classic hello")
+    wait(page, lambda: texts(page) == ["classic hello"], "alice receives")
+
+
 def test_carol_joins_later_and_bob_is_removed(world: dict[str, Any]) -> None:
     alice, bob, carol = ready(world, "alice", "bob", "carol")
     name = group("Later")

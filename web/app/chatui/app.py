@@ -51,6 +51,24 @@ def field(label, name, type_="text", autocomplete="off", value="", hint=None, ex
              h("label", {"for": "f-" + name}, label), h("input", attrs), hint)
 
 
+# The cipher suites a new conversation can use (docs/pq.md); the first is the default.
+SUITE_CHOICES = (
+    (0x004F, "Post-quantum: X25519 + ML-KEM-768 (recommended)"),
+    (0x0001, "Classic: X25519 only (for apps without post-quantum support)"),
+)
+
+
+def suite_select():
+    """The encryption choice of the new-conversation dialog."""
+    options = [h("option", {"value": str(v), "selected": i == 0}, label)
+               for i, (v, label) in enumerate(SUITE_CHOICES)]
+    return h("div", {"class": "field"},
+             h("label", {"for": "f-conv-suite"}, "Encryption"),
+             h("select", {"id": "f-conv-suite", "name": "conv-suite"}, options),
+             h("p", {"class": "muted"}, "Post-quantum key exchange protects today's messages "
+                                       "against future quantum computers."))
+
+
 def error_line(eid, text=""):
     return h("p", {"class": "error", "id": eid, "role": "alert", "hidden": not text}, text)
 
@@ -449,6 +467,10 @@ class ChatApp:
         active = v.get("active", True)
         head = h("div", {"class": "chat-head"},
                  h("h2", {"id": "chat-title"}, v["name"]),
+                 h("span", {"class": "suite-badge", "id": "suite-badge",
+                            "title": v.get("suite_label") or ""},
+                   "Post-quantum" if v.get("post_quantum") else "Classic")
+                 if v.get("suite") else None,
                  h("button", {"type": "button", "id": "members-btn", "data-on-click": "members",
                               "data-arg": conv_id}, "Members (" + str(len(v["members"])) + ")"),
                  h("button", {"type": "button", "id": "group-code-btn",
@@ -687,6 +709,7 @@ class ChatApp:
             field("Name", "conv-name"),
             field("Members (usernames, comma separated)", "conv-members",
                   extra={"required": False}),
+            suite_select(),
             error_line("new-conv-error"),
             h("button", {"type": "submit", "class": "primary"}, "Create")))
 
@@ -695,7 +718,8 @@ class ChatApp:
         busy("Creating the conversation…")
         try:
             result = await call("create", name=(values.get("conv-name") or "").strip(),
-                                members=names)
+                                members=names,
+                                suite=int(values.get("conv-suite") or SUITE_CHOICES[0][0]))
         except CoreError as e:
             busy("")
             return show_error("#new-conv-error", e.message)
@@ -906,7 +930,8 @@ class ChatApp:
                     h("p", {}, "Everyone in this conversation sees the same code in the same "
                                "epoch. Compare it to verify the whole group at once."),
                     h("p", {"class": "group-code", "id": "group-code"}, data["code"]),
-                    h("p", {"class": "muted"}, "epoch " + str(data["epoch"])))
+                    h("p", {"class": "muted"}, "epoch " + str(data["epoch"])),
+                    h("p", {"id": "conv-suite"}, "Encryption: " + data["suite_label"]))
 
     # -- panic -------------------------------------------------------------------------------
     def on_confirm_wipe(self, _arg, _values):

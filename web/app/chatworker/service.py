@@ -296,7 +296,7 @@ class ChatService:
         return {u: m.trust.is_verified(u) for u in sorted(users) if u != m.user_id}
 
     def _summary(self, conv: Conversation) -> dict[str, Any]:
-        return conv.summary()
+        return self._m().summary_of(conv)
 
     def _snapshot(self, m: Messenger) -> dict[str, Any]:
         return {"me": {"user": m.user_id, "device": m.device_id, "identity": m.identity},
@@ -404,8 +404,11 @@ class ChatService:
         m = self._m()
         name = str(params.get("name") or "").strip()[:100] or "Conversation"
         users = [str(u).strip() for u in params.get("members") or [] if str(u).strip()]
+        suite = params.get("suite")
+        if suite is not None and (not isinstance(suite, int) or isinstance(suite, bool)):
+            raise RpcError("bad-request", "suite is not a number")
         async with self._busy:
-            conv = await m.create_conversation(name, [])
+            conv = await m.create_conversation(name, [], suite=suite)
             report = await self._add(m, conv, users) if users else None
         return {"conversation": conv.id, "report": report}
 
@@ -506,7 +509,8 @@ class ChatService:
         conv = self._conv(params)
         if not m.core_.has_group(conv.group_id):
             raise RpcError("not-found", "You are not in this conversation any more.")
-        return {"code": m.group_code(conv.group_id), "epoch": m.core_.epoch(conv.group_id)}
+        return {"code": m.group_code(conv.group_id), "epoch": m.core_.epoch(conv.group_id),
+                "suite_label": m.summary_of(conv)["suite_label"]}
 
     # -- events ---------------------------------------------------------------------------------
     def _forward(self, kind: str, data: dict[str, Any]) -> None:
