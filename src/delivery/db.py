@@ -125,6 +125,34 @@ def repair_handle_file(pgdata: Path) -> list[int]:
         return dead
 
 
+def _settle_standalone_lock(pgdata: Path, timeout: float = 60.0) -> None:
+    """Wait out, or drop, a ``postmaster.pid`` of a standalone backend.
+
+    ``initdb`` runs PostgreSQL in single-user mode, which writes the lock file with a
+    negative PID and no status line; the library cannot parse that file. On a busy
+    machine the backend can still be exiting when the library reads it; a backend
+    that died without cleaning up leaves it behind for good. PostgreSQL itself treats
+    a lock file of a dead process as stale, and so does this.
+    """
+    lock = pgdata / "postmaster.pid"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            first = lock.read_text().split("\n", 1)[0].strip()
+        except OSError:
+            return  # no lock file
+        if not first.startswith("-") or not first[1:].isdigit():
+            return  # a postmaster's (or unreadable): the library handles it
+        if not _process_alive(int(first[1:])):
+            log.warning("embedded PostgreSQL: removing the stale lock file of a "
+                        "standalone backend (pid %s)", first[1:])
+            lock.unlink(missing_ok=True)
+            return
+        if time.monotonic() > deadline:
+            return  # still running: the library's start fails and says why
+        time.sleep(0.2)
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the bundled PostgreSQL under ``data_dir``; return its URL.
 
@@ -140,6 +168,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     repair_handle_file(pgdata)
     for attempt in range(1, _EMBEDDED_START_ATTEMPTS + 1):
         server = get_server(pgdata, cleanup_mode="stop", start=False)
+        _settle_standalone_lock(pgdata)
         try:
             # The library gives `pg_ctl start` 10 s, which a loaded machine (or crash
             # recovery after a kill) can exceed while PostgreSQL still comes up: retry,
@@ -148,8 +177,8 @@ def start_embedded_postgres(data_dir: Path) -> str:
             break
         except (subprocess.SubprocessError, OSError, AssertionError) as exc:
             # AssertionError: the library asserts on the line count of postmaster.pid,
-            # which PostgreSQL writes in stages (and initdb's standalone backend writes
-            # without a status line): read mid-write on a busy machine, retry.
+            # which PostgreSQL writes in stages, and initdb's standalone backend without
+            # a status line (see _settle_standalone_lock): retry.
             if attempt == _EMBEDDED_START_ATTEMPTS:
                 raise
             log.warning("embedded PostgreSQL did not start (%s); retrying", type(exc).__name__)

@@ -9,6 +9,8 @@ import hashlib
 import json
 import random
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -335,6 +337,15 @@ def test_embedded_postgres_stops_cleanly_and_repairs_stale_handles(
     assert srv.proc is not None
     assert handle_pids() == [srv.proc.pid]
     assert "dead processes" in srv.log_tail(400)
+    srv.stop()
+    wait_until(lambda: not postmaster.exists(), "PostgreSQL to stop")
+    # A lock file left by a dead standalone backend (initdb's single-user PostgreSQL:
+    # negative PID, no status line), which the bundled library cannot parse.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    postmaster.write_text(f"-{gone.pid}\n{pgdata}\n1796204112\n5432\n\n\n  9986149 10\n")
+    srv.start(timeout=120)
+    assert "stale lock file of a standalone backend" in srv.log_tail(400)
     srv.stop()
     wait_until(lambda: not postmaster.exists(), "PostgreSQL to stop")
 
