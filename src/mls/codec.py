@@ -58,6 +58,10 @@ class Reader:
         self._pos = start + n
         return self._buf[start : self._pos]
 
+    def since(self, start: int) -> bytes:
+        """The bytes consumed from ``start`` (an earlier :attr:`position`) up to now."""
+        return self._buf[start : self._pos]
+
     def u8(self) -> int:
         if self._pos >= self._end:
             raise DecodeError("truncated input: need 1 byte(s), 0 left")
