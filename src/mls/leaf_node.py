@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from .codec import Reader, Struct, Writer, read_u16, write_u16
+from .codec import Reader, Struct, Writer
 from .credentials import Credential
 from .crypto import CipherSuite
 from .errors import DecodeError, ValidationError
@@ -41,11 +41,12 @@ class Capabilities(Struct):
     def encode(self, w: Writer) -> None:
         for v in (self.versions, self.cipher_suites, self.extensions, self.proposals,
                   self.credentials):
-            w.vector(v, write_u16)
+            w.opaque(b"".join(x.to_bytes(2, "big") for x in v))
 
     @classmethod
     def decode(cls, r: Reader) -> Capabilities:
-        return cls(*(tuple(r.vector(read_u16)) for _ in range(5)))
+        return cls(r.u16_vector(), r.u16_vector(), r.u16_vector(), r.u16_vector(),
+                   r.u16_vector())
 
 
 @dataclass(frozen=True, slots=True)
