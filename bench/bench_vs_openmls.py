@@ -191,7 +191,7 @@ def table(rows: list[tuple[int, dict[str, float], dict[str, float]]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2, 10, 100, 1000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[2, 10, 100, 1000])
     ap.add_argument("--large", action="store_true", help="also N = 10,000 (minutes)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--large-reps", type=int, default=2)

@@ -195,16 +195,19 @@ class Writer:
     def varint(self, v: int) -> None:
         self._buf += encode_varint(v)
 
-    def opaque(self, data: bytes) -> None:
-        self._buf += encode_varint(len(data))
+    def opaque(self, data: bytes | bytearray) -> None:
+        n = len(data)
+        if n < 0x40:  # one-byte length, the common case: no call
+            self._buf.append(n)
+        else:
+            self._buf += encode_varint(n)
         self._buf += data
 
     def vector(self, items: Iterable[T], item: Callable[[Writer, T], None]) -> None:
         inner = Writer()
         for x in items:
             item(inner, x)
-        self._buf += encode_varint(len(inner._buf))
-        self._buf += inner._buf
+        self.opaque(inner._buf)
 
     def optional(self, value: T | None, item: Callable[[Writer, T], None]) -> None:
         if value is None:

@@ -23,7 +23,7 @@ from .tree_hash import leaf_hash_input, parent_hash_input_for_tree
 class RatchetTree:
     """A left-balanced binary tree with ``2**k`` leaves (RFC 9420 §7.1)."""
 
-    __slots__ = ("_hashes", "_res", "cs", "nodes")
+    __slots__ = ("_blank_hint", "_hashes", "_res", "cs", "nodes")
 
     def __init__(
         self, cs: CipherSuite, nodes: Sequence[Node | None],
@@ -37,6 +37,10 @@ class RatchetTree:
         # change to node x invalidates exactly x and its direct path.
         self._hashes: dict[int, bytes] = {} if _hashes is None else _hashes
         self._res: dict[int, tuple[int, ...]] = {} if _res is None else _res
+        # No blank leaf lies left of this one (0 when unknown): add_leaf sets it
+        # on the tree it returns, so a commit adding many members does not scan
+        # the tree from the left for every one of them.
+        self._blank_hint = 0
 
     # -- construction and serialization ----------------------------------------
     @classmethod
@@ -245,7 +249,7 @@ class RatchetTree:
         """Insert at the leftmost blank leaf, extending the tree if full (§7.7)."""
         nodes = list(self.nodes)
         index = None
-        for i in range(self.n_leaves):
+        for i in range(self._blank_hint, self.n_leaves):
             if nodes[2 * i] is None:
                 index = i
                 break
@@ -266,6 +270,7 @@ class RatchetTree:
                     node.encryption_key, node.parent_hash, (*node.unmerged_leaves, index))
                 tree._hashes.pop(p, None)
                 tree._res.pop(p, None)
+        tree._blank_hint = index + 1
         return tree, index
 
     def blank_path(self, leaf_index: int, keep_leaf: LeafNode | None) -> RatchetTree:

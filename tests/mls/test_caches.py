@@ -74,7 +74,10 @@ def test_tree_caches_survive_random_edits() -> None:
         kinds[op] = kinds.get(op, 0) + 1
         before = tree.tree_hash()
         if op == "add":
-            tree, _ = tree.add_leaf(leaf(rng, LeafNodeSource.KEY_PACKAGE))
+            new = leaf(rng, LeafNodeSource.KEY_PACKAGE)
+            _, want = RatchetTree(tree.cs, list(tree.nodes)).add_leaf(new)
+            tree, got = tree.add_leaf(new)
+            assert got == want, "add_leaf must fill the leftmost blank leaf (§7.7)"
         elif op == "update":
             tree = tree.update_leaf(rng.choice(members), leaf(rng, LeafNodeSource.UPDATE))
         elif op == "remove":
@@ -174,3 +177,48 @@ def test_group_trees_stay_consistent_through_commits() -> None:
         exported = creator.export_state() if creator in members else None
         if exported is not None:
             assert Group.from_state(P, exported).export_state() == exported
+
+
+def test_member_index_agrees_with_the_walk_over_members() -> None:
+    """The index a bulk Add uses decides exactly as the per-member walk (§7.3)."""
+    from mls.group.validation import MemberIndex
+
+    rng = random.Random(99)
+
+    def member_walk_ok(tree: RatchetTree, new: LeafNode) -> bool:
+        for _, other in tree.leaves():
+            if (new.credential.credential_type not in other.capabilities.credentials
+                    or other.credential.credential_type not in new.capabilities.credentials
+                    or other.encryption_key == new.encryption_key
+                    or other.signature_key == new.signature_key):
+                return False
+        return True
+
+    def random_leaf(pool: list[LeafNode]) -> LeafNode:
+        base = leaf(rng, LeafNodeSource.KEY_PACKAGE)
+        creds = tuple(sorted(rng.sample([1, 2, 3], k=rng.randint(1, 3))))
+        # Credential types 1 (basic) and 2 (x509) in use, 1-3 supported: the
+        # index never encodes the leaf, so the x509 chain can stay empty.
+        ctype = rng.choice([c for c in creds if c < 3] or [1])
+        node = replace(base, credential=Credential(ctype, identity=base.credential.identity),
+                       capabilities=Capabilities((1,), (1,), credentials=creds))
+        if pool and rng.random() < 0.2:  # reuse a member's key now and then
+            src = rng.choice(pool)
+            node = replace(node, **{rng.choice(["encryption_key", "signature_key"]):
+                                    getattr(src, rng.choice(["encryption_key", "signature_key"]))})
+        return node
+
+    outcomes = set()
+    for _ in range(200):
+        pool: list[LeafNode] = []
+        tree = RatchetTree.one_member(CS, random_leaf(pool))
+        pool.append(tree.leaf(0))  # type: ignore[arg-type]
+        for _ in range(rng.randint(0, 6)):
+            node = random_leaf(pool)
+            tree, _ = tree.add_leaf(node)
+            pool.append(node)
+        candidate = random_leaf(pool)
+        want = member_walk_ok(tree, candidate)
+        assert MemberIndex(tree).fits(candidate) == want
+        outcomes.add(want)
+    assert outcomes == {True, False}
