@@ -193,7 +193,7 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[2, 10, 100, 1000])
     ap.add_argument("--large", action="store_true", help="also N = 10,000 (minutes)")
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--large-reps", type=int, default=2)
     ap.add_argument("--trace", action="store_true",
                     help="also a separate Python run per N under tracemalloc (heap peak)")
