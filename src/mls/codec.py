@@ -13,6 +13,7 @@ used, so a hostile length costs nothing. Any malformation raises
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from typing import Protocol, Self, TypeVar
 
@@ -58,6 +59,10 @@ class Reader:
         self._pos = start + n
         return self._buf[start : self._pos]
 
+    def since(self, start: int) -> bytes:
+        """The bytes consumed from ``start`` (an earlier :attr:`position`) up to now."""
+        return self._buf[start : self._pos]
+
     def u8(self) -> int:
         if self._pos >= self._end:
             raise DecodeError("truncated input: need 1 byte(s), 0 left")
@@ -66,7 +71,12 @@ class Reader:
         return v
 
     def u16(self) -> int:
-        return int.from_bytes(self.read(2), "big")
+        p = self._pos
+        if p + 2 > self._end:
+            raise DecodeError(f"truncated input: need 2 byte(s), {self._end - p} left")
+        self._pos = p + 2
+        buf = self._buf
+        return (buf[p] << 8) | buf[p + 1]
 
     def u32(self) -> int:
         return int.from_bytes(self.read(4), "big")
@@ -74,9 +84,20 @@ class Reader:
     def u64(self) -> int:
         return int.from_bytes(self.read(8), "big")
 
+    def u16_vector(self) -> tuple[int, ...]:
+        """``uint16 items<V>`` in one pass (capabilities lists, §7.2)."""
+        data = self.opaque()
+        if len(data) & 1:
+            raise DecodeError("truncated input: need 2 byte(s), 1 left")
+        return struct.unpack(f">{len(data) >> 1}H", data)
+
     def varint(self) -> int:
         """Decode a RFC 9420 §2.1.2 variable-length integer (minimal form only)."""
-        first = self.u8()
+        p = self._pos
+        if p >= self._end:
+            raise DecodeError("truncated input: need 1 byte(s), 0 left")
+        first = self._buf[p]
+        self._pos = p + 1
         prefix = first >> 6
         if prefix == 0:
             return first & 0x3F
@@ -94,6 +115,15 @@ class Reader:
 
     def opaque(self) -> bytes:
         """``opaque data<V>``: a varint length followed by that many bytes."""
+        p = self._pos
+        if p < self._end and self._buf[p] < 0x40:  # one-byte length: inline
+            n = self._buf[p]
+            start = p + 1
+            if n > self._end - start:
+                raise DecodeError(
+                    f"truncated input: need {n} byte(s), {self._end - start} left")
+            self._pos = start + n
+            return self._buf[start : start + n]
         return self.read(self.varint())
 
     def sub(self) -> Reader:
@@ -110,7 +140,7 @@ class Reader:
         """``T items<V>``: decode items until the length-prefixed region is used up."""
         r = self.sub()
         out: list[T] = []
-        while not r.at_end():
+        while r._pos < r._end:
             out.append(item(r))
         return out
 
@@ -165,16 +195,19 @@ class Writer:
     def varint(self, v: int) -> None:
         self._buf += encode_varint(v)
 
-    def opaque(self, data: bytes) -> None:
-        self._buf += encode_varint(len(data))
+    def opaque(self, data: bytes | bytearray) -> None:
+        n = len(data)
+        if n < 0x40:  # one-byte length, the common case: no call
+            self._buf.append(n)
+        else:
+            self._buf += encode_varint(n)
         self._buf += data
 
     def vector(self, items: Iterable[T], item: Callable[[Writer, T], None]) -> None:
         inner = Writer()
         for x in items:
             item(inner, x)
-        self._buf += encode_varint(len(inner._buf))
-        self._buf += inner._buf
+        self.opaque(inner._buf)
 
     def optional(self, value: T | None, item: Callable[[Writer, T], None]) -> None:
         if value is None:

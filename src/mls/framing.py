@@ -7,7 +7,7 @@ signature (and confirmation tag for commits); the pair is the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .codec import Reader, Struct, Writer
@@ -111,23 +111,38 @@ class FramedContent(Struct):
     authenticated_data: bytes
     content_type: ContentType
     content: Content
+    # The encoding, made once (or kept from decoding): a commit's content goes
+    # into its signature, membership tag and transcript hash (§6.1, §6.2, §8.2).
+    # ``replace`` starts a copy without it.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
-        w.opaque(self.group_id)
-        w.u64(self.epoch)
-        self.sender.encode(w)
-        w.opaque(self.authenticated_data)
-        w.u8(self.content_type)
-        encode_content(w, self.content_type, self.content)
+        data = self._encoded
+        if data is None:
+            inner = Writer()
+            inner.opaque(self.group_id)
+            inner.u64(self.epoch)
+            self.sender.encode(inner)
+            inner.opaque(self.authenticated_data)
+            inner.u8(self.content_type)
+            encode_content(inner, self.content_type, self.content)
+            data = inner.getvalue()
+            object.__setattr__(self, "_encoded", data)
+        w.write(data)
 
     @classmethod
     def decode(cls, r: Reader) -> FramedContent:
+        start = r.position
         group_id = r.opaque()
         epoch = r.u64()
         sender = Sender.decode(r)
         aad = r.opaque()
         ct = read_content_type(r)
-        return cls(group_id, epoch, sender, aad, ct, decode_content(r, ct))
+        fc = cls(group_id, epoch, sender, aad, ct, decode_content(r, ct))
+        # The codec accepts one encoding per value (minimal varints, strict
+        # optionals and booleans), so these bytes equal a fresh encoding.
+        object.__setattr__(fc, "_encoded", r.since(start))
+        return fc
 
 
 @dataclass(frozen=True, slots=True)

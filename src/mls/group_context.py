@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .codec import Reader, Struct, Writer
 from .extensions import Extension, read_extensions, write_extensions
@@ -19,8 +19,20 @@ class GroupContext(Struct):
     tree_hash: bytes
     confirmed_transcript_hash: bytes
     extensions: tuple[Extension, ...] = ()
+    # The encoding, made once: every message signed or verified in the epoch
+    # includes it (FramedContentTBS, §6.1). ``replace`` starts a copy without it.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
+        data = self._encoded
+        if data is None:
+            inner = Writer()
+            self._write(inner)
+            data = inner.getvalue()
+            object.__setattr__(self, "_encoded", data)
+        w.write(data)
+
+    def _write(self, w: Writer) -> None:
         w.u16(self.version)
         w.u16(self.cipher_suite)
         w.opaque(self.group_id)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from .codec import Reader, Struct, Writer, read_u16, write_u16
+from .codec import Reader, Struct, Writer
 from .credentials import Credential
 from .crypto import CipherSuite
 from .errors import DecodeError, ValidationError
@@ -41,11 +41,12 @@ class Capabilities(Struct):
     def encode(self, w: Writer) -> None:
         for v in (self.versions, self.cipher_suites, self.extensions, self.proposals,
                   self.credentials):
-            w.vector(v, write_u16)
+            w.opaque(b"".join(x.to_bytes(2, "big") for x in v))
 
     @classmethod
     def decode(cls, r: Reader) -> Capabilities:
-        return cls(*(tuple(r.vector(read_u16)) for _ in range(5)))
+        return cls(r.u16_vector(), r.u16_vector(), r.u16_vector(), r.u16_vector(),
+                   r.u16_vector())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,22 @@ class LeafNode(Struct):
     parent_hash: bytes = b""
     extensions: tuple[Extension, ...] = ()
     signature: bytes = b""
+    # The encoding of everything but the signature, made once: it goes into the
+    # signature check (LeafNodeTBS) and the tree hash of every tree holding this
+    # leaf. Not a field for comparison, and ``replace`` starts a copy without it.
+    _content: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
-    def _encode_content(self, w: Writer) -> None:
+    def content_bytes(self) -> bytes:
+        """The leaf's encoding without its signature (shared by LeafNodeTBS, §7.2)."""
+        c = self._content
+        if c is None:
+            w = Writer()
+            self._write_content(w)
+            c = w.getvalue()
+            object.__setattr__(self, "_content", c)
+        return c
+
+    def _write_content(self, w: Writer) -> None:
         w.opaque(self.encryption_key)
         w.opaque(self.signature_key)
         self.credential.encode(w)
@@ -111,11 +126,12 @@ class LeafNode(Struct):
         write_extensions(w, self.extensions)
 
     def encode(self, w: Writer) -> None:
-        self._encode_content(w)
+        w.write(self.content_bytes())
         w.opaque(self.signature)
 
     @classmethod
     def decode(cls, r: Reader) -> LeafNode:
+        start = r.position
         encryption_key = r.opaque()
         signature_key = r.opaque()
         credential = Credential.decode(r)
@@ -132,19 +148,25 @@ class LeafNode(Struct):
         elif source == LeafNodeSource.COMMIT:
             parent_hash = r.opaque()
         extensions = read_extensions(r)
+        # Every field above has a single (minimal) encoding, so these bytes are
+        # what encoding the decoded fields would give.
+        content = r.since(start)
         signature = r.opaque()
-        return cls(encryption_key, signature_key, credential, capabilities, source, lifetime,
+        leaf = cls(encryption_key, signature_key, credential, capabilities, source, lifetime,
                    parent_hash, extensions, signature)
+        object.__setattr__(leaf, "_content", content)
+        return leaf
 
     def tbs(self, group_id: bytes | None, leaf_index: int | None) -> bytes:
         """``LeafNodeTBS``: for update/commit sources it binds group and leaf index."""
+        if self.leaf_node_source not in (LeafNodeSource.UPDATE, LeafNodeSource.COMMIT):
+            return self.content_bytes()
+        if group_id is None or leaf_index is None:
+            raise ValueError("update/commit leaf nodes are signed with group_id and leaf_index")
         w = Writer()
-        self._encode_content(w)
-        if self.leaf_node_source in (LeafNodeSource.UPDATE, LeafNodeSource.COMMIT):
-            if group_id is None or leaf_index is None:
-                raise ValueError("update/commit leaf nodes are signed with group_id and leaf_index")
-            w.opaque(group_id)
-            w.u32(leaf_index)
+        w.write(self.content_bytes())
+        w.opaque(group_id)
+        w.u32(leaf_index)
         return w.getvalue()
 
     def signed(

@@ -81,7 +81,11 @@ def _content_aad(group_id: bytes, epoch: int, content_type: ContentType, aad: by
 
 
 def _apply_reuse_guard(nonce: bytes, guard: bytes) -> bytes:
-    return bytes(a ^ b for a, b in zip(nonce[:4], guard, strict=True)) + nonce[4:]
+    """XOR the 4-byte reuse guard into the first 4 bytes of the nonce (§6.3.2)."""
+    if len(guard) != 4:
+        raise ValueError("reuse_guard is 4 bytes")
+    x = int.from_bytes(nonce[:4], "big") ^ int.from_bytes(guard, "big")
+    return x.to_bytes(4, "big") + nonce[4:]
 
 
 def encrypt(
@@ -132,13 +136,16 @@ def decrypt_sender_data(
 
 
 def decrypt(
-    cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree, sender_data_secret: bytes
+    cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree, sender_data_secret: bytes,
+    sender_data: SenderData | None = None,
 ) -> AuthenticatedContent:
     """Decrypt to AuthenticatedContent; the caller verifies the signature.
 
+    ``sender_data`` is what :func:`decrypt_sender_data` gave for this message,
+    if the caller already has it (it is not decrypted twice).
     The ratchet consumes the generation only when the content decrypts; on any
     error the caller discards its working copy of the secret tree."""
-    sd = decrypt_sender_data(cs, msg, sender_data_secret)
+    sd = sender_data or decrypt_sender_data(cs, msg, sender_data_secret)
     handshake = msg.content_type != ContentType.APPLICATION
     key, nonce = secret_tree.key_for(sd.leaf_index, handshake, sd.generation)
     try:
@@ -152,7 +159,8 @@ def decrypt(
     content = decode_content(r, msg.content_type)
     auth = FramedContentAuthData.decode_for(r, msg.content_type)
     # Padding must be all zeros (§6.3.1).
-    if any(r.read(r.remaining())):
+    padding = r.read(r.remaining())
+    if padding.count(0) != len(padding):
         raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
     framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
                            msg.authenticated_data, msg.content_type, content)

@@ -23,15 +23,24 @@ from .tree_hash import leaf_hash_input, parent_hash_input_for_tree
 class RatchetTree:
     """A left-balanced binary tree with ``2**k`` leaves (RFC 9420 §7.1)."""
 
-    __slots__ = ("_hashes", "cs", "nodes")
+    __slots__ = ("_blank_hint", "_hashes", "_res", "cs", "nodes")
 
     def __init__(
         self, cs: CipherSuite, nodes: Sequence[Node | None],
         _hashes: dict[int, bytes] | None = None,
+        _res: dict[int, tuple[int, ...]] | None = None,
     ) -> None:
         self.cs = cs
         self.nodes: list[Node | None] = list(nodes)
+        # Caches keyed by node index. Both the tree hash and the resolution of a
+        # node depend only on the nodes of its subtree (and its position), so a
+        # change to node x invalidates exactly x and its direct path.
         self._hashes: dict[int, bytes] = {} if _hashes is None else _hashes
+        self._res: dict[int, tuple[int, ...]] = {} if _res is None else _res
+        # No blank leaf lies left of this one (0 when unknown): add_leaf sets it
+        # on the tree it returns, so a commit adding many members does not scan
+        # the tree from the left for every one of them.
+        self._blank_hint = 0
 
     # -- construction and serialization ----------------------------------------
     @classmethod
@@ -79,11 +88,14 @@ class RatchetTree:
         if len(nodes) != len(self.nodes):
             return RatchetTree(self.cs, nodes)
         hashes = dict(self._hashes)
+        res = dict(self._res)
         for x in changed:
             hashes.pop(x, None)
+            res.pop(x, None)
             for p in tm.direct_path(x, n):
                 hashes.pop(p, None)
-        return RatchetTree(self.cs, nodes, hashes)
+                res.pop(p, None)
+        return RatchetTree(self.cs, nodes, hashes, res)
 
     # -- shape ---------------------------------------------------------------
     @property
@@ -118,13 +130,27 @@ class RatchetTree:
     def resolution(self, x: int, exclude: frozenset[int] = frozenset()) -> list[int]:
         """Resolution of node ``x`` (RFC 9420 §4.1.1); ``exclude`` holds leaf
         indices treated as blank (new members of the commit being processed)."""
+        res = self._resolution(x)
+        if not exclude:
+            return list(res)
+        # Excluded leaves drop out wherever they appear: as a leaf of a blank
+        # subtree or as a parent's unmerged leaf.
+        return [y for y in res if y & 1 or y >> 1 not in exclude]
+
+    def _resolution(self, x: int) -> tuple[int, ...]:
+        cached = self._res.get(x)
+        if cached is not None:
+            return cached
         node = self.nodes[x]
-        if x % 2 == 0:
-            return [] if node is None or x // 2 in exclude else [x]
-        if node is None:
-            return self.resolution(tm.left(x), exclude) + self.resolution(tm.right(x), exclude)
-        assert isinstance(node, ParentNode)
-        return [x] + [2 * u for u in node.unmerged_leaves if u not in exclude]
+        if x & 1 == 0:
+            res: tuple[int, ...] = () if node is None else (x,)
+        elif node is None:
+            res = self._resolution(tm.left(x)) + self._resolution(tm.right(x))
+        else:
+            assert isinstance(node, ParentNode)
+            res = (x, *(2 * u for u in node.unmerged_leaves))
+        self._res[x] = res
+        return res
 
     def filtered_direct_path(self, leaf_index: int) -> list[int]:
         """Direct path minus nodes whose copath child has an empty resolution (§4.1.2)."""
@@ -223,7 +249,7 @@ class RatchetTree:
         """Insert at the leftmost blank leaf, extending the tree if full (§7.7)."""
         nodes = list(self.nodes)
         index = None
-        for i in range(self.n_leaves):
+        for i in range(self._blank_hint, self.n_leaves):
             if nodes[2 * i] is None:
                 index = i
                 break
@@ -243,6 +269,8 @@ class RatchetTree:
                 tree.nodes[p] = ParentNode(
                     node.encryption_key, node.parent_hash, (*node.unmerged_leaves, index))
                 tree._hashes.pop(p, None)
+                tree._res.pop(p, None)
+        tree._blank_hint = index + 1
         return tree, index
 
     def blank_path(self, leaf_index: int, keep_leaf: LeafNode | None) -> RatchetTree:

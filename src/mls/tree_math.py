@@ -14,12 +14,8 @@ def log2(x: int) -> int:
 
 def level(x: int) -> int:
     """Height of node ``x`` above the leaves (number of trailing 1 bits)."""
-    if x & 1 == 0:
-        return 0
-    k = 0
-    while (x >> k) & 1 == 1:
-        k += 1
-    return k
+    # The lowest 0 bit of x is the lowest 1 bit of ~x & (x + 1).
+    return (~x & (x + 1)).bit_length() - 1
 
 
 def node_width(n: int) -> int:
@@ -73,23 +69,27 @@ def node_to_leaf(x: int) -> int:
 def direct_path(x: int, n: int) -> list[int]:
     """Parents of ``x`` up to and including the root (RFC 9420 §4.1)."""
     r = root(n)
-    if x == r:
-        return []
     d: list[int] = []
+    # parent() inlined: this runs for every tree edit and path.
+    k = level(x)
     while x != r:
-        x = parent(x, n)
+        x = (x | (1 << k)) ^ (((x >> (k + 1)) & 1) << (k + 1))
+        k += 1
         d.append(x)
     return d
 
 
 def copath(x: int, n: int) -> list[int]:
     """Siblings of ``x`` and of its ancestors below the root."""
-    if x == root(n):
-        return []
-    d = direct_path(x, n)
-    d.insert(0, x)
-    d.pop()
-    return [sibling(y, n) for y in d]
+    r = root(n)
+    d: list[int] = []
+    k = level(x)
+    while x != r:
+        # The sibling of a node at level k differs from it in bit k + 1.
+        d.append(x ^ (1 << (k + 1)))
+        x = (x | (1 << k)) ^ (((x >> (k + 1)) & 1) << (k + 1))
+        k += 1
+    return d
 
 
 def is_in_subtree(x: int, y: int) -> bool:

@@ -207,7 +207,8 @@ def apply_update_path(
     else:
         raise DecryptionError("no private key for any node in the copath resolution")
     path_secret = cs.decrypt_with_label(sk, b"UpdatePathNode", ctx, ct.kem_output, ct.ciphertext)
-    keys = {x: v for x, v in private.keys.items() if x not in set(tree.direct_path(sender))}
+    replaced = set(tree.direct_path(sender))
+    keys = {x: v for x, v in private.keys.items() if x not in replaced}
     ps = path_secret
     for i in range(k, len(fdp)):
         sk_i, pk_i = node_key_pair(cs, ps)

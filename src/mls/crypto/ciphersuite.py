@@ -8,6 +8,7 @@ the operations the protocol is written in: ``ExpandWithLabel``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -141,7 +142,7 @@ def _label_struct(label: bytes, context: bytes) -> bytes:
 class CipherSuite:
     """One MLS cipher suite over one provider (RFC 9420 §5)."""
 
-    __slots__ = ("hash_alg", "hpke", "id", "params", "provider")
+    __slots__ = ("_signer", "hash_alg", "hpke", "id", "params", "provider")
 
     def __init__(self, suite_id: int, provider: CryptoProvider) -> None:
         params = SUITES.get(suite_id)
@@ -152,6 +153,8 @@ class CipherSuite:
         self.provider = provider
         self.hash_alg = params.hash
         self.hpke = Hpke(provider, params.kem, params.hash, params.aead)
+        # The last private key signed with, loaded: a group signs with one key.
+        self._signer: tuple[bytes, Callable[[bytes], bytes]] | None = None
 
     def __repr__(self) -> str:
         return f"CipherSuite({suite_name(self.id)}, provider={self.provider.name})"
@@ -216,9 +219,13 @@ class CipherSuite:
     # -- signatures ------------------------------------------------------------
     def sign_with_label(self, private_key: bytes, label: bytes, content: bytes) -> bytes:
         """SignWithLabel (RFC 9420 §5.1.2)."""
-        return self.provider.sign(
-            self.params.signature, private_key, _label_struct(label, content)
-        )
+        signer = self._signer
+        # Identity, not equality: no comparison of secret bytes, and a group
+        # state hands over the same bytes object for every message.
+        if signer is None or signer[0] is not private_key:
+            signer = (private_key, self.provider.signing_key(self.params.signature, private_key))
+            self._signer = signer
+        return signer[1](_label_struct(label, content))
 
     def verify_with_label(
         self, public_key: bytes, label: bytes, content: bytes, signature: bytes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mlkem, x448, x25519
@@ -146,6 +148,22 @@ class CPythonProvider(StdlibPrimitives):
         except ValueError as e:  # wrong length, low-order point or all-zero output
             raise CryptoError(f"{kem.name} key agreement failed: invalid key") from e
 
+    def dh_with_public(
+        self, kem: KemAlg, private_key: bytes, public_key: bytes
+    ) -> tuple[bytes, bytes]:
+        if kem is not KemAlg.DHKEM_X25519:
+            return self.dh(kem, private_key, public_key), self.kem_public_key(kem, private_key)
+        try:
+            # One key load: from_private_bytes multiplies out the public key.
+            xk = x25519.X25519PrivateKey.from_private_bytes(private_key)
+        except ValueError as e:
+            raise CryptoError(f"{kem.name} key agreement failed: invalid key") from e
+        try:
+            shared = xk.exchange(x25519.X25519PublicKey.from_public_bytes(public_key))
+        except ValueError as e:  # wrong length, low-order point or all-zero output
+            raise CryptoError(f"{kem.name} key agreement failed: invalid key") from e
+        return shared, xk.public_key().public_bytes(_RAW, _RAW_PUB)
+
     # -- signatures --------------------------------------------------------------
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
         try:
@@ -170,6 +188,20 @@ class CPythonProvider(StdlibPrimitives):
             raise CryptoError(f"invalid {scheme.name} private key") from e
         curve, h = _SIG_CURVE[scheme]
         return _ec_private(curve, private_key).sign(message, ec.ECDSA(h))
+
+    def signing_key(
+        self, scheme: SignatureScheme, private_key: bytes
+    ) -> Callable[[bytes], bytes]:
+        try:
+            if scheme is SignatureScheme.ED25519:
+                return ed25519.Ed25519PrivateKey.from_private_bytes(private_key).sign
+            if scheme is SignatureScheme.ED448:
+                return ed448.Ed448PrivateKey.from_private_bytes(private_key).sign
+        except ValueError as e:
+            raise CryptoError(f"invalid {scheme.name} private key") from e
+        curve, h = _SIG_CURVE[scheme]
+        key = _ec_private(curve, private_key)
+        return lambda message: key.sign(message, ec.ECDSA(h))
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes

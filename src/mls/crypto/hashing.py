@@ -13,13 +13,18 @@ import os
 
 from .provider import HashAlg
 
+# Read-only tables: hashlib's named constructors are faster than hashlib.new.
+_CONSTRUCTOR = {HashAlg.SHA256: hashlib.sha256, HashAlg.SHA384: hashlib.sha384,
+                HashAlg.SHA512: hashlib.sha512}
+_NAME = {alg: alg.hashlib_name for alg in HashAlg}
+
 
 def digest(alg: HashAlg, data: bytes) -> bytes:
-    return hashlib.new(alg.hashlib_name, data).digest()
+    return _CONSTRUCTOR[alg](data).digest()
 
 
 def hmac_digest(alg: HashAlg, key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, alg.hashlib_name)
+    return hmac.digest(key, data, _NAME[alg])
 
 
 def shake256(data: bytes, length: int) -> bytes:

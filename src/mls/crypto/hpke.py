@@ -21,16 +21,29 @@ __all__ = ["Hpke", "HpkeContext", "curve_order"]
 class HpkeContext:
     """An HPKE encryption context (RFC 9180 §5.2), single use in MLS."""
 
-    __slots__ = ("_hpke", "_key", "_nonce", "_seq", "exporter_secret")
+    __slots__ = ("_ctx", "_hpke", "_key", "_nonce", "_secret", "_seq")
 
-    def __init__(self, hpke: Hpke, key: bytes, nonce: bytes, exporter_secret: bytes) -> None:
+    def __init__(self, hpke: Hpke, key: bytes, nonce: bytes, secret: bytes,
+                 key_schedule_context: bytes) -> None:
         self._hpke = hpke
         self._key = key
         self._nonce = nonce
         self._seq = 0
-        self.exporter_secret = exporter_secret
+        # The exporter secret is derived on demand: MLS exports only from the
+        # context of an external commit, never from the many UpdatePath ones.
+        self._secret = secret
+        self._ctx = key_schedule_context
+
+    @property
+    def exporter_secret(self) -> bytes:
+        """``LabeledExpand(secret, "exp", key_schedule_context, Nh)`` (RFC 9180 §5.1)."""
+        h = self._hpke
+        return h.labeled_expand(self._secret, b"exp", self._ctx, h.kdf.digest_size)
 
     def _next_nonce(self) -> bytes:
+        if self._seq == 0:  # single-shot, the only use in MLS: nonce XOR 0
+            self._seq = 1
+            return self._nonce
         seq = self._seq.to_bytes(len(self._nonce), "big")
         self._seq += 1
         return bytes(a ^ b for a, b in zip(self._nonce, seq, strict=True))
@@ -50,7 +63,7 @@ class HpkeContext:
 class Hpke:
     """HPKE with one (KEM, KDF, AEAD) triple over a provider."""
 
-    __slots__ = ("_hpke_suite", "aead", "kdf", "kem", "provider")
+    __slots__ = ("_hpke_suite", "_info_hash", "_psk_id_hash", "aead", "kdf", "kem", "provider")
 
     def __init__(
         self, provider: CryptoProvider, kem: Kem | KemAlg, kdf: HashAlg, aead: AeadAlg
@@ -63,6 +76,11 @@ class Hpke:
             b"HPKE" + self.kem.id.to_bytes(2, "big") + kdf.to_bytes(2, "big")
             + aead.to_bytes(2, "big")
         )
+        # Key schedule inputs that repeat: base mode's psk_id_hash is a constant,
+        # and a commit encrypts every path secret under the same info.
+        self._psk_id_hash = labeled_extract(provider, kdf, self._hpke_suite, b"", b"psk_id_hash",
+                                            b"")
+        self._info_hash: tuple[bytes, bytes] | None = None
 
     def labeled_expand(self, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
         return labeled_expand(self.provider, self.kdf, self._hpke_suite, prk, label, info, length)
@@ -88,14 +106,17 @@ class Hpke:
     # -- key schedule and single-shot API (RFC 9180 §5.1, §6.1) -----------
     def _key_schedule(self, shared_secret: bytes, info: bytes) -> HpkeContext:
         p, hs, h = self.provider, self._hpke_suite, self.kdf
-        psk_id_hash = labeled_extract(p, h, hs, b"", b"psk_id_hash", b"")
-        info_hash = labeled_extract(p, h, hs, b"", b"info_hash", info)
-        ctx = bytes((_MODE_BASE,)) + psk_id_hash + info_hash
+        cached = self._info_hash
+        if cached is not None and cached[0] == info:  # info is public (label and context)
+            info_hash = cached[1]
+        else:
+            info_hash = labeled_extract(p, h, hs, b"", b"info_hash", info)
+            self._info_hash = (info, info_hash)
+        ctx = bytes((_MODE_BASE,)) + self._psk_id_hash + info_hash
         secret = labeled_extract(p, h, hs, shared_secret, b"secret", b"")
         key = labeled_expand(p, h, hs, secret, b"key", ctx, self.aead.key_size)
         nonce = labeled_expand(p, h, hs, secret, b"base_nonce", ctx, self.aead.nonce_size)
-        exp = labeled_expand(p, h, hs, secret, b"exp", ctx, h.digest_size)
-        return HpkeContext(self, key, nonce, exp)
+        return HpkeContext(self, key, nonce, secret, ctx)
 
     def setup_base_s(self, pk_r: bytes, info: bytes) -> tuple[bytes, HpkeContext]:
         shared, enc = self.encap(pk_r)

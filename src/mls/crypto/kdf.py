@@ -23,6 +23,8 @@ def hkdf_expand(
     provider: CryptoProvider, alg: HashAlg, prk: bytes, info: bytes, length: int
 ) -> bytes:
     n = alg.digest_size
+    if length <= n:  # one block: T(1) = HMAC(PRK, info || 0x01), the common case
+        return provider.hmac(alg, prk, info + b"\x01")[:length]
     if length > 255 * n:
         raise ValueError("HKDF-Expand output too long")
     out = bytearray()

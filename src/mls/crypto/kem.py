@@ -141,6 +141,11 @@ class DhKem:
 
     def derive_key_pair(self, p: CryptoProvider, ikm: bytes) -> tuple[bytes, bytes]:
         """DeriveKeyPair (RFC 9180 §7.1.3)."""
+        sk = self._derive_private(p, ikm)
+        return sk, p.kem_public_key(self.alg, sk)
+
+    def _derive_private(self, p: CryptoProvider, ikm: bytes) -> bytes:
+        """The private half of DeriveKeyPair (RFC 9180 §7.1.3)."""
         ks, h = self._suite(), self.hash
         dkp_prk = labeled_extract(p, h, ks, b"", b"dkp_prk", ikm)
         order = _ORDER.get(self.alg)
@@ -157,7 +162,7 @@ class DhKem:
                     break
             else:  # probability ~2^-256 per the RFC; still an explicit error
                 raise CryptoError("DeriveKeyPairError: no valid scalar found")
-        return sk, p.kem_public_key(self.alg, sk)
+        return sk
 
     def generate_key_pair(self, p: CryptoProvider) -> tuple[bytes, bytes]:
         return self.derive_key_pair(p, p.random(self.n_sk))
@@ -171,15 +176,17 @@ class DhKem:
         return labeled_expand(p, h, ks, eae_prk, b"shared_secret", kem_context, self.n_secret)
 
     def encap(self, p: CryptoProvider, pk_r: bytes) -> tuple[bytes, bytes]:
-        sk_e, pk_e = self.generate_key_pair(p)
-        dh = p.dh(self.alg, sk_e, pk_r)
+        # GenerateKeyPair is DeriveKeyPair(random), as in generate_key_pair; the
+        # ephemeral public key comes out of the same key load as the DH.
+        sk_e = self._derive_private(p, p.random(self.n_sk))
+        dh, pk_e = p.dh_with_public(self.alg, sk_e, pk_r)
         return self._extract_and_expand(p, dh, pk_e + pk_r), pk_e
 
     def decap(self, p: CryptoProvider, enc: bytes, sk_r: bytes) -> bytes:
         if len(enc) != self.n_enc:
             raise DecryptionError("HPKE enc has the wrong length for the KEM")
-        dh = p.dh(self.alg, sk_r, enc)
-        return self._extract_and_expand(p, dh, enc + p.kem_public_key(self.alg, sk_r))
+        dh, pk_r = p.dh_with_public(self.alg, sk_r, enc)
+        return self._extract_and_expand(p, dh, enc + pk_r)
 
 
 @dataclass(frozen=True, slots=True)

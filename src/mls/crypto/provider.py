@@ -18,6 +18,7 @@ Key formats are those of the test vectors and of RFC 9180 §7.1.1:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Protocol, runtime_checkable
 
@@ -31,7 +32,7 @@ class HashAlg(IntEnum):
 
     @property
     def digest_size(self) -> int:
-        return {HashAlg.SHA256: 32, HashAlg.SHA384: 48, HashAlg.SHA512: 64}[self]
+        return _DIGEST_SIZE[self]
 
     @property
     def block_size(self) -> int:
@@ -39,9 +40,12 @@ class HashAlg(IntEnum):
 
     @property
     def hashlib_name(self) -> str:
-        return {HashAlg.SHA256: "sha256", HashAlg.SHA384: "sha384", HashAlg.SHA512: "sha512"}[
-            self
-        ]
+        return _HASHLIB_NAME[self]
+
+
+# Read-only tables (built once, never changed), so the properties above are a lookup.
+_DIGEST_SIZE = {HashAlg.SHA256: 32, HashAlg.SHA384: 48, HashAlg.SHA512: 64}
+_HASHLIB_NAME = {HashAlg.SHA256: "sha256", HashAlg.SHA384: "sha384", HashAlg.SHA512: "sha512"}
 
 
 class KemAlg(IntEnum):
@@ -145,9 +149,24 @@ class CryptoProvider(Protocol):
         points and the all-zero X25519/X448 output."""
         ...
 
+    def dh_with_public(
+        self, kem: KemAlg, private_key: bytes, public_key: bytes
+    ) -> tuple[bytes, bytes]:
+        """``(dh(private_key, public_key), kem_public_key(private_key))`` in one
+        go: HPKE Encap and Decap (RFC 9180 §4.1) need both, and loading a key is
+        a scalar multiplication a provider can do once instead of twice."""
+        ...
+
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes: ...
 
     def sign(self, scheme: SignatureScheme, private_key: bytes, message: bytes) -> bytes: ...
+
+    def signing_key(
+        self, scheme: SignatureScheme, private_key: bytes
+    ) -> Callable[[bytes], bytes]:
+        """A function signing messages as :meth:`sign` does with this key, loading
+        the key once (a member signs every message it sends, RFC 9420 §6.1)."""
+        ...
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes

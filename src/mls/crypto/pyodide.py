@@ -22,6 +22,7 @@ This module imports on CPython (for type checking); only constructing
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import CryptoError, DecryptionError
@@ -218,6 +219,11 @@ class PyodideProvider(StdlibPrimitives):
             raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         return out
 
+    def dh_with_public(
+        self, kem: KemAlg, private_key: bytes, public_key: bytes
+    ) -> tuple[bytes, bytes]:
+        return self.dh(kem, private_key, public_key), self.kem_public_key(kem, private_key)
+
     # -- signatures --------------------------------------------------------------
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
         out = self._call(
@@ -232,6 +238,11 @@ class PyodideProvider(StdlibPrimitives):
         if out is None:
             raise _invalid_private_key(scheme)
         return out
+
+    def signing_key(
+        self, scheme: SignatureScheme, private_key: bytes
+    ) -> Callable[[bytes], bytes]:
+        return lambda message: self.sign(scheme, private_key, message)
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes

@@ -36,7 +36,7 @@ from ..transcript import confirmed_transcript_hash, interim_transcript_hash
 from ..treekem import TreeKemPrivate
 from .config import GroupConfig
 from .state import EpochKeys, GroupState, PastEpoch, Status
-from .validation import check_group_extensions, check_leaf_node
+from .validation import MemberIndex, check_group_extensions, check_leaf_node
 
 # Proposal types whose presence requires an UpdatePath (§12.4).
 _PATH_REQUIRED = (Update, Remove, ExternalInit, GroupContextExtensions)
@@ -108,15 +108,20 @@ def apply_proposals(
                 raise ValidationError(f"Remove targets blank leaf {p.removed} (§12.1.3)")
             prov.removed.append((p.removed, old))
             tree = tree.remove_leaf(p.removed)
+    members: MemberIndex | None = None
     for e in entries:
         p = e.proposal
         if isinstance(p, Add):
             # check_proposal_list already verified the KeyPackage and its leaf's
-            # signatures; here the leaf is checked against the group it joins.
+            # signatures; here the leaf is checked against the group it joins
+            # (members added by earlier Adds included).
+            if members is None:
+                members = MemberIndex(tree)
             check_leaf_node(cs, p.key_package.leaf_node, LeafNodeSource.KEY_PACKAGE, tree,
                             prov.extensions, config, group_id=None, leaf_index=None,
-                            check_signature=False)
+                            check_signature=False, members=members)
             tree, index = tree.add_leaf(p.key_package.leaf_node)
+            members.add(p.key_package.leaf_node)
             prov.added.append((index, p.key_package))
     for e in entries:
         p = e.proposal

@@ -137,7 +137,7 @@ class Receiver(GroupBase):
         sender = member(sd.leaf_index)
         if sender is None:
             raise ValidationError(f"sender leaf {sd.leaf_index} is not a member (§6.3.2)")
-        ac = pm.decrypt(cs, msg, tree, sds)
+        ac = pm.decrypt(cs, msg, tree, sds, sd)
         if not ac.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
         if msg.epoch != st.epoch:

@@ -71,6 +71,36 @@ def check_group_extensions(
     del cs
 
 
+class MemberIndex:
+    """What the checks of a new leaf against every member (§7.3) need, gathered
+    once: a commit adding many members then checks each in constant time
+    instead of walking the whole tree per Add."""
+
+    __slots__ = ("enc", "sig", "supported", "types_used")
+
+    def __init__(self, tree: RatchetTree) -> None:
+        self.enc: set[bytes] = set()
+        self.sig: set[bytes] = set()
+        self.types_used: set[int] = set()
+        self.supported: set[int] | None = None  # credential types every member supports
+        for _, leaf in tree.leaves():
+            self.add(leaf)
+
+    def add(self, leaf: LeafNode) -> None:
+        self.enc.add(leaf.encryption_key)
+        self.sig.add(leaf.signature_key)
+        self.types_used.add(leaf.credential.credential_type)
+        creds = set(leaf.capabilities.credentials)
+        self.supported = creds if self.supported is None else self.supported & creds
+
+    def fits(self, leaf: LeafNode) -> bool:
+        """True when ``leaf`` passes every per-member check of :func:`check_leaf_node`."""
+        return ((self.supported is None or leaf.credential.credential_type in self.supported)
+                and self.types_used.issubset(leaf.capabilities.credentials)
+                and leaf.encryption_key not in self.enc
+                and leaf.signature_key not in self.sig)
+
+
 def check_leaf_node(
     cs: CipherSuite,
     leaf: LeafNode,
@@ -83,11 +113,14 @@ def check_leaf_node(
     leaf_index: int | None,
     replacing: int | None = None,
     check_signature: bool = True,
+    members: MemberIndex | None = None,
 ) -> None:
     """Leaf node validation (RFC 9420 §7.3) against the group it joins.
 
     ``replacing`` is the leaf index whose old node is being replaced (its own
-    keys do not count as duplicates).
+    keys do not count as duplicates). ``members``, an index of ``tree``'s
+    leaves, lets a new leaf (no ``replacing``) skip the walk over the members
+    when it passes; the walk still names the member behind a failure.
     """
     if leaf.leaf_node_source != source:
         raise ValidationError(
@@ -106,6 +139,8 @@ def check_leaf_node(
     if leaf.lifetime is not None:
         leaf.lifetime.check(config.clock() if config.clock is not None else None,
                             config.max_lifetime)
+    if members is not None and replacing is None and members.fits(leaf):
+        return
     ctype = leaf.credential.credential_type
     for i, other in tree.leaves():
         if i == replacing:
