@@ -25,9 +25,10 @@ from mls.group import (
 )
 from mls.key_package import KeyPackage
 from mls.leaf_node import MAX_LIFETIME, LeafNode, LeafNodeSource, Lifetime
+from mls.message import MLSMessage
 from mls.proposals import Add, Update
 from mls.psk import PreSharedKeyID, ResumptionPSKUsage
-from mls.welcome import GroupSecrets
+from mls.welcome import GroupSecrets, Welcome
 
 from . import forge as f
 from .forge import P
@@ -329,6 +330,17 @@ def test_welcome_path_secret_that_does_not_match_the_tree() -> None:
     f.assert_join_rejected(lambda: join_from_welcome(P, bad, kp), ValidationError, "§12.4.3.1",
                            "path secret")
     del b
+
+
+def test_welcome_cipher_suite_differs_from_the_key_packages() -> None:
+    # The suite field of a Welcome is not covered by any key: only the check names it.
+    a, welcome, kp = welcome_case()
+    w = MLSMessage.deserialize(welcome).body
+    assert isinstance(w, Welcome) and w.cipher_suite == 1
+    bad = MLSMessage.wrap(replace(w, cipher_suite=3)).serialize()
+    f.assert_join_rejected(lambda: join_from_welcome(P, bad, kp), ValidationError, "§12.4.3.1",
+                           "cipher suite differs")
+    assert join_from_welcome(P, welcome, kp).epoch_authenticator == a.epoch_authenticator
 
 
 def test_welcome_for_another_key_package() -> None:

@@ -177,6 +177,26 @@ def test_reinit_or_branch_psk_outside_a_new_group(usage: ResumptionPSKUsage) -> 
     rejects([PreSharedKey(pid)], usage.name.lower(), "§12.1.4", groups=groups)
 
 
+def test_application_psk_of_another_group_that_we_do_not_hold() -> None:
+    # The epoch is one this group knows; the group id is not this group's (§8.6).
+    groups = f.make_group(3, config=CFG)
+    pid = PreSharedKeyID.resumption(ResumptionPSKUsage.APPLICATION, b"another-group",
+                                    groups[0].epoch, nonce(groups[0]))
+    rejects([PreSharedKey(pid)], "another group is unknown", "§8.6", groups=groups)
+
+
+def test_application_psk_of_another_group_from_the_configuration() -> None:
+    # The positive case: another group's PSK that every member holds is usable.
+    other = (b"another-group", 7)
+    cfg = GroupConfig(psks={PSK_ID: PSK}, resumption_psks={other: b"\x05" * 32})
+    a, b, _c = f.make_group(3, config=cfg)
+    out = a.commit([PreSharedKey(PreSharedKeyID.resumption(ResumptionPSKUsage.APPLICATION,
+                                                           *other, nonce(a)))])
+    a.merge_pending_commit()
+    b.process(out.commit)
+    assert b.epoch_authenticator == a.epoch_authenticator
+
+
 def test_reinit_to_an_older_version() -> None:
     rejects([ReInit(b"new", 0, 1)], "older protocol version", "§12.1.5")
 
