@@ -10,14 +10,36 @@ A check is an ``if CONDITION: raise ...`` whose exception is an ``MLSError``
 * ``invert``: the condition becomes ``not (CONDITION)``;
 * ``accept``: a verifier returns ``True`` whatever it was given.
 
-Each mutant is a copy of ``src/mls`` with one change, put first on
-``PYTHONPATH``; the fast tests run first (``-x``: the first failure kills the
-mutant) and a survivor is retried against all of ``tests/mls``. Survivors that
-are equivalent (no input can tell them apart) are listed with the reason in
-``scripts/mutation_equivalent.txt`` (``file:line:operator  reason``); any
-other survivor makes the exit status 1.
+How a mutant is tested (made for a 2-core shared machine):
 
-    .venv/bin/python scripts/mutate_checks.py [-j 2] [--only FILE] [--list]
+1. Once per version of ``src/mls`` + ``tests/mls``, all of ``tests/mls`` runs with the
+   ``scripts/mutation_trace.py`` plugin, which records the lines of ``src/mls`` each
+   test executes and its duration (about a minute; cached in the temp directory,
+   ``--retrace`` rebuilds it).
+2. Each mutant runs only the tests that execute the mutated line, with ``-x`` (the
+   first failure kills it): for a deleted check the tests that reach its ``raise``
+   (the rejection tests) come first, then the others, the quickest first.
+3. Only a survivor (or a mutant no test executes) is retried against all of
+   ``tests/mls``.
+
+Mutants are written into a scratch copy of a snapshot of ``src/mls`` taken at the
+start (put first on ``PYTHONPATH``); the worktree is never written, and an
+interrupted run (Ctrl-C, SIGTERM, SIGHUP) kills its pytest processes and removes
+its temp directories. ``-j auto`` (the default) runs 2 mutants at a time when the
+1-minute load average is below 1, else 1; never more than 2. A pytest run that
+exceeds ``--timeout`` plus 10 times its tests' own duration counts as killed
+(the mutant hangs).
+
+Survivors that are equivalent (no input reaches them or tells them apart) are
+listed with the reason in ``scripts/mutation_equivalent.txt``
+(``file:line:operator  reason``); any other survivor makes the exit status 1.
+
+    .venv/bin/python scripts/mutate_checks.py                 # all mutants
+    .venv/bin/python scripts/mutate_checks.py --only group/validation.py --operator disable
+    .venv/bin/python scripts/mutate_checks.py --key group/join.py:106:disable
+    .venv/bin/python scripts/mutate_checks.py --list          # what would be mutated
+
+Last full run: RESULT_PLACEHOLDER
 """
 
 from __future__ import annotations
