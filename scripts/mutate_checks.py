@@ -48,8 +48,11 @@ import argparse
 import ast
 import contextlib
 import hashlib
+import importlib
 import json
 import os
+import queue
+import select
 import shutil
 import signal
 import subprocess
@@ -60,6 +63,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "mls"
@@ -183,7 +187,7 @@ def _env(pkg_root: Path) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING: set[subprocess.Popen[Any]] = set()
 _LOCK = threading.Lock()
 
 
@@ -192,8 +196,8 @@ def run_tests(pkg_root: Path, tests: list[str], timeout: float,
               ) -> tuple[str, str]:
     """Run pytest on ``tests`` against the package under ``pkg_root``: ("passed", "")
     when the mutant survives them, else ("failed" or "timeout", the first failing test)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-           *(["-x"] if fail_fast else []), *tests]
+    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *(["-x"] if fail_fast else []),
+           *tests]
     proc = subprocess.Popen(  # noqa: S603 - our interpreter, our test files
         cmd, cwd=ROOT, env={**_env(pkg_root), **(extra_env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -209,15 +213,96 @@ def run_tests(pkg_root: Path, tests: list[str], timeout: float,
             _RUNNING.discard(proc)
     if proc.returncode == 0:
         return "passed", ""
-    first = next((ln.split(" - ")[0].split(" ", 1)[1] for ln in out.decode(errors="replace")
-                  .splitlines() if ln.startswith(("FAILED ", "ERROR "))), "")
-    return "failed", first
+    return "failed", _first_failure(out.decode(errors="replace"))
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: subprocess.Popen[Any]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+# -- a pytest fork server per worker ---------------------------------------------------------
+#: Imported once by each server, so a mutant's pytest run skips their start-up (never mls).
+PRELOAD = ["pytest", "_pytest.python", "_pytest.assertion.rewrite", "hypothesis",
+           "pytest_asyncio", "anyio", "cryptography.hazmat.primitives.asymmetric.ec",
+           "cryptography.hazmat.primitives.asymmetric.ed25519",
+           "cryptography.hazmat.primitives.ciphers.aead", "cryptography.hazmat.primitives.hmac"]
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
+
+
+def serve() -> int:
+    """``--serve``: preload pytest and the test dependencies, then for each request (one
+    JSON line on stdin: pkg_root, args, timeout) run pytest in a forked child with the
+    mutant package first on ``sys.path``, and answer one JSON line (status, output).
+    A fresh interpreter per mutant costs about 1.5 s of CPU before the first test; a
+    fork of this one about a third of that."""
+    import pytest  # noqa: PLC0415 - only the server needs it
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    os.chdir(ROOT)
+    for line in sys.stdin:
+        req = json.loads(line)
+        out_path = Path(req["pkg_root"]) / "pytest.out"
+        pid = os.fork()
+        if pid == 0:  # the child: one pytest run, then exit without cleanup handlers
+            code = 3
+            try:
+                sys.path[:0] = [req["pkg_root"], str(ROOT / "src")]
+                fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                code = int(pytest.main(req["args"]))
+            finally:
+                os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        ready, _, _ = select.select([pidfd], [], [], req["timeout"])
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        _, wstatus = os.waitpid(pid, 0)
+        os.close(pidfd)
+        rc = os.waitstatus_to_exitcode(wstatus)
+        status = "timeout" if not ready else "passed" if rc == 0 else "failed"
+        output = out_path.read_text(errors="replace") if out_path.exists() else ""
+        print(json.dumps({"status": status, "output": output[-20000:]}), flush=True)
+    return 0
+
+
+class Server:
+    """A ``--serve`` process (its own session: killing its group kills its children)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - our interpreter, this script
+            [sys.executable, __file__, "--serve"], cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        with _LOCK:
+            _RUNNING.add(self.proc)
+
+    def run(self, pkg_root: Path, tests: list[str], timeout: float) -> tuple[str, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        req = {"pkg_root": str(pkg_root), "args": [*PYTEST_ARGS, "-x", *tests],
+               "timeout": timeout}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError("the pytest fork server died")
+        data = json.loads(reply)
+        return data["status"], _first_failure(data["output"])
+
+    def close(self) -> None:
+        with _LOCK:
+            _RUNNING.discard(self.proc)
+        _kill(self.proc)
+
+
+def _first_failure(output: str) -> str:
+    return next((ln.split(" - ")[0].split(" ", 1)[1] for ln in output.splitlines()
+                 if ln.startswith(("FAILED ", "ERROR "))), "")
 
 
 # -- which tests can kill a mutant -------------------------------------------------------------
@@ -266,7 +351,8 @@ def load_trace(base: Path, rebuild: bool) -> Trace:
                   for t, v in data.items()})
 
 
-def check_mutant(m: Mutant, base: Path, trace: Trace, timeout: float) -> tuple[str, str]:
+def check_mutant(m: Mutant, base: Path, trace: Trace, timeout: float,
+                 servers: queue.Queue[Server]) -> tuple[str, str]:
     """(verdict, killer): run the covering tests (-x), then all of tests/mls for a survivor."""
     with tempfile.TemporaryDirectory(prefix="mls-mutant-") as tmp:
         pkg = Path(tmp) / "mls"
@@ -275,14 +361,38 @@ def check_mutant(m: Mutant, base: Path, trace: Trace, timeout: float) -> tuple[s
         tests = trace.plan(m)
         if tests:
             budget = timeout + 10 * sum(trace.durations[t] for t in tests)
-            status, killer = run_tests(Path(tmp), tests, budget)
+            status, killer = _serve(servers, Path(tmp), tests, budget)
             if status != "passed":
                 return ("killed" if status == "failed" else "timeout"), killer
         budget = timeout + 10 * sum(trace.durations.values())
-        status, killer = run_tests(Path(tmp), FULL, budget)
+        status, killer = _serve(servers, Path(tmp), FULL, budget)
         if status != "passed":
             return ("killed (full)" if status == "failed" else "timeout"), killer
         return ("survived" if tests else "uncovered"), ""
+
+
+def _serve(servers: queue.Queue[Server], pkg_root: Path, tests: list[str], timeout: float
+           ) -> tuple[str, str]:
+    server = servers.get()
+    try:
+        return server.run(pkg_root, tests, timeout)
+    except (RuntimeError, OSError, ValueError):
+        server.close()  # a broken server is replaced; this run goes through a fresh pytest
+        server = Server()
+        return run_tests(pkg_root, tests, timeout)
+    finally:
+        servers.put(server)
+
+
+def load_resume(path: str) -> dict[str, tuple[str, str]]:
+    """The kills in the output of an earlier run over the same ``src/mls`` (``--resume``);
+    its survivors are tested again (tests may have been added since)."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in Path(path).read_text().splitlines():
+        if line[:14].strip() in ("killed", "killed (full)", "timeout") and len(line) > 15:
+            key, _, killer = line[15:].partition("  ")
+            out[key.strip()] = (line[:14].strip(), killer.strip())
+    return out
 
 
 def load_equivalent() -> dict[str, str]:
@@ -315,9 +425,14 @@ def main() -> int:
                     help="only mutants START..STOP-1 of the list (to split a run)")
     ap.add_argument("--list", action="store_true", help="list the mutants and stop")
     ap.add_argument("--retrace", action="store_true", help="rebuild the test/line map")
+    ap.add_argument("--resume", metavar="LOG", help="reuse the verdicts in the output of an "
+                    "interrupted run over the same sources")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds per pytest run, plus 10 times the tests' own duration")
     args = ap.parse_args()
+    if args.serve:
+        return serve()
     mutants = [m for m in find_mutants(args.only)
                if (args.operator is None or m.operator == args.operator)
                and (not args.key or m.key in args.key)]
@@ -343,11 +458,20 @@ def main() -> int:
         shutil.copytree(SRC, base, ignore=shutil.ignore_patterns("__pycache__"))
         trace = load_trace(base, args.retrace)
         jobs = _workers(args.j)
-        print(f"{len(mutants)} mutants, {jobs} at a time", flush=True)
+        print(f"{len(mutants)} mutants, {jobs} at a time, source {_digest(base)}", flush=True)
+        done = load_resume(args.resume) if args.resume else {}
+        servers: queue.Queue[Server] = queue.Queue()
+        for _ in range(jobs):
+            servers.put(Server())
+
+        def one(m: Mutant) -> tuple[Mutant, str, str]:
+            if m.key in done:
+                return (m, *done[m.key])
+            return (m, *check_mutant(m, base, trace, args.timeout, servers))
+
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
-            results = pool.map(lambda x: (x, *check_mutant(x, base, trace, args.timeout)),
-                               mutants)
+            results = pool.map(one, mutants)
             for m, verdict, killer in results:
                 counts[verdict] = counts.get(verdict, 0) + 1
                 if verdict in ("survived", "uncovered"):
@@ -367,6 +491,8 @@ def main() -> int:
             return 130
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            while not servers.empty():
+                servers.get().close()
             if _digest(SRC) != worktree:
                 print("note: src/mls changed during the run; mutants used the snapshot taken "
                       "at the start", flush=True)

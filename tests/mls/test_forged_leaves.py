@@ -298,6 +298,32 @@ def test_welcome_with_two_reinit_psks() -> None:
         "at most one")
 
 
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_welcome_reinit_psk_only_for_epoch_1(epoch: int) -> None:
+    # Epoch 1 is the control: the same forgery is accepted there (§12.4.3.1).
+    (a,) = f.make_group(1)
+    for _ in range(epoch - 1):
+        a.commit()
+        a.merge_pending_commit()
+    kp = f.key_package(a.cipher_suite, b"joiner/1")
+    out = a.commit([Add(kp.key_package)])
+    a.merge_pending_commit()
+    assert out.welcome is not None and a.epoch == epoch
+    pid = PreSharedKeyID.resumption(ResumptionPSKUsage.REINIT, b"old", 3, bytes(32))
+    value = b"\x09" * 32
+    bad = f.reforge_welcome(out.welcome, kp, a.state.signature_priv,
+                            secrets=lambda gs: replace(gs, psks=(pid,)), psks=[(pid, value)])
+
+    def join() -> Group:
+        return join_from_welcome(P, bad, kp, resumption_psks={(b"old", 3): value})
+
+    if epoch == 1:
+        assert join().epoch == 1
+    else:
+        f.assert_join_rejected(join, ValidationError, "§12.4.3.1", "joining epoch 1")
+        assert join_from_welcome(P, out.welcome, kp).epoch_authenticator == a.epoch_authenticator
+
+
 def test_welcome_group_info_signer_is_not_a_member() -> None:
     join_rejected({"group_info": lambda gi: replace(gi, signer=7)}, "§12.4.3.1", "signer")
 
