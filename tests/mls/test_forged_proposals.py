@@ -148,6 +148,15 @@ def test_remove_of_a_blank_leaf() -> None:
     rejects([Remove(3)], "blank or absent", "§12.1.3")
 
 
+def test_update_without_its_private_key_is_not_sent() -> None:
+    # A commit applying it would leave us without our leaf's key (epoch.py refuses that).
+    a, _b, _c = f.make_group(3)
+    before = a.export_state()
+    with pytest.raises(ValidationError, match="propose_update"):
+        a.propose(an_update(a))
+    assert a.export_state() == before
+
+
 def test_update_must_change_the_encryption_key() -> None:
     a, b, c = f.make_group(3, config=CFG)
     old = c.member(2)
