@@ -110,9 +110,9 @@ def test_join_from_welcome_given_a_group_info() -> None:
 def test_join_external_given_a_welcome() -> None:
     a, _b = f.make_group(2)
     kp = f.key_package(a.cipher_suite, b"joiner/1")
-    out = a.commit([Add(kp.key_package)])
-    assert out.welcome is not None
-    f.assert_join_rejected(lambda: join_external(P, out.welcome,
+    welcome = a.commit([Add(kp.key_package)]).welcome
+    assert welcome is not None
+    f.assert_join_rejected(lambda: join_external(P, welcome,
                                                  Signer.generate(a.cipher_suite, b"x/1")),
                            ValidationError, "", "expected a GroupInfo")
 
