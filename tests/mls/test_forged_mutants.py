@@ -11,16 +11,26 @@ from mls.commit import Commit
 from mls.credentials import Credential
 from mls.crypto import CipherSuite
 from mls.errors import MLSError, PublicKeyError, SignatureError, ValidationError
+from mls.extensions import Extension, ExtensionType, RequiredCapabilities
 from mls.framing import ContentType, FramedContentAuthData, Sender, SenderType, WireFormat
-from mls.group import Group, GroupConfig, KeyPackageBundle, Signer, join_external, join_from_welcome
+from mls.group import (
+    Group,
+    GroupConfig,
+    KeyPackageBundle,
+    Signer,
+    default_capabilities,
+    join_external,
+    join_from_welcome,
+)
 from mls.leaf_node import LeafNode
+from mls.nodes import ParentNode
 from mls.proposals import Add, PreSharedKey, Remove
 from mls.psk import PreSharedKeyID, ResumptionPSKUsage
 from mls.ratchet_tree import RatchetTree
 
 from . import forge as f
 from .forge import P
-from .test_forged_proposals import CFG, an_update, nonce, rejects, server_and_group
+from .test_forged_proposals import CFG, an_update, joiner, nonce, rejects, server_and_group
 
 
 # -- receiving group messages (§6.2, §12.1, §12.1.8.1) ------
@@ -83,6 +93,14 @@ def test_two_updates_from_one_leaf() -> None:
                       "multiple Update/Remove proposals for leaf 1", then=f.genuine_app(a))
 
 
+def test_update_inside_an_external_commit() -> None:
+    # Only members send Updates (§12.1.2); the §12.4.3.2 rule would also refuse it.
+    a, b = f.make_group(2)
+    forged = f.forge_external_commit(a, joiner(a), [an_update(a)])
+    f.assert_rejected(b, forged.message, ValidationError, "§12.1.2", "only members",
+                      then=lambda: f.forge_external_commit(a, joiner(a)).message)
+
+
 def test_resumption_psk_of_an_epoch_this_group_does_not_keep() -> None:
     groups = f.make_group(3, config=CFG)
     pid = PreSharedKeyID.resumption(ResumptionPSKUsage.APPLICATION, groups[0].group_id, 99,
@@ -117,11 +135,20 @@ def test_join_external_given_a_welcome() -> None:
                            ValidationError, "", "expected a GroupInfo")
 
 
-def three_and_a_joiner() -> tuple[Group, bytes, KeyPackageBundle, KeyPackageBundle]:
-    """a alone adds c (leaf 1, KeyPackage source) and the joiner (leaf 2), without a path."""
-    (a,) = f.make_group(1)
+def three_and_a_joiner(required: int | None = None
+                       ) -> tuple[Group, bytes, KeyPackageBundle, KeyPackageBundle]:
+    """a alone adds c (leaf 1, KeyPackage source) and the joiner (leaf 2), without a
+    path; with ``required``, the group requires that extension type of every leaf."""
+    exts, caps = (), None
+    if required is not None:
+        exts = (Extension(ExtensionType.REQUIRED_CAPABILITIES,
+                          RequiredCapabilities(extension_types=(required,)).serialize()),)
+        base = default_capabilities()
+        caps = replace(base, extensions=(*base.extensions, required))
+    (a,) = f.make_group(1, extensions=exts, capabilities=caps)
     cs = a.cipher_suite
-    c, joiner = f.key_package(cs, b"c/1"), f.key_package(cs, b"joiner/1")
+    c, joiner = (f.key_package(cs, b"c/1", capabilities=caps),
+                 f.key_package(cs, b"joiner/1", capabilities=caps))
     out = a.commit([Add(c.key_package), Add(joiner.key_package)], force_path=False)
     a.merge_pending_commit()
     assert out.welcome is not None
@@ -129,9 +156,10 @@ def three_and_a_joiner() -> tuple[Group, bytes, KeyPackageBundle, KeyPackageBund
 
 
 def join_with_leaf_1(change: Callable[[LeafNode, KeyPackageBundle], LeafNode],
-                     error: type[MLSError], section: str, match: str) -> None:
+                     error: type[MLSError], section: str, match: str,
+                     required: int | None = None) -> None:
     """Leaf 1 changed by ``change`` (then re-signed by its owner): the joiner refuses."""
-    a, welcome, c, joiner = three_and_a_joiner()
+    a, welcome, c, joiner = three_and_a_joiner(required)
 
     def tree(t: RatchetTree) -> RatchetTree:
         leaf = t.leaf(1)
@@ -166,4 +194,28 @@ def test_join_tree_credential_rejected_by_the_authentication_service() -> None:
     f.assert_join_rejected(lambda: join_from_welcome(
         P, welcome, joiner, config=GroupConfig(credential_validator=not_c)), ValidationError,
         "§5.3.1", "leaf 1 credential rejected")
+    assert join_from_welcome(P, welcome, joiner).epoch_authenticator == a.epoch_authenticator
+
+
+def test_join_tree_leaf_without_the_required_capabilities() -> None:
+    def drop(lf: LeafNode, c: KeyPackageBundle) -> LeafNode:
+        exts = tuple(e for e in lf.capabilities.extensions if e != 0xFF01)
+        return f.resign_leaf(CipherSuite(1, P), lf, c.signature_priv,
+                             capabilities=replace(lf.capabilities, extensions=exts))
+
+    join_with_leaf_1(drop, ValidationError, "§7.3", "leaf 1 does not support the required",
+                     required=0xFF01)
+
+
+def test_join_tree_with_an_even_number_of_nodes() -> None:
+    a, welcome, _c, joiner = three_and_a_joiner()
+
+    def even(t: RatchetTree) -> RatchetTree:
+        key = a.cipher_suite.generate_hpke_key_pair()[1]
+        return RatchetTree(t.cs, [*t.nodes[:5], ParentNode(key)])
+
+    bad = f.reforge_welcome(welcome, joiner, a.state.signature_priv, tree=even,
+                            fix_tree_hash=False)
+    f.assert_join_rejected(lambda: join_from_welcome(P, bad, joiner), ValidationError,
+                           "§12.4.3.3", "even number of nodes")
     assert join_from_welcome(P, welcome, joiner).epoch_authenticator == a.epoch_authenticator
