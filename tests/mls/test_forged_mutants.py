@@ -22,7 +22,7 @@ from mls.group import (
     join_external,
     join_from_welcome,
 )
-from mls.leaf_node import LeafNode
+from mls.leaf_node import Capabilities, LeafNode
 from mls.nodes import ParentNode
 from mls.proposals import Add, PreSharedKey, Remove
 from mls.psk import PreSharedKeyID, ResumptionPSKUsage
@@ -139,7 +139,8 @@ def three_and_a_joiner(required: int | None = None
                        ) -> tuple[Group, bytes, KeyPackageBundle, KeyPackageBundle]:
     """a alone adds c (leaf 1, KeyPackage source) and the joiner (leaf 2), without a
     path; with ``required``, the group requires that extension type of every leaf."""
-    exts, caps = (), None
+    exts: tuple[Extension, ...] = ()
+    caps: Capabilities | None = None
     if required is not None:
         exts = (Extension(ExtensionType.REQUIRED_CAPABILITIES,
                           RequiredCapabilities(extension_types=(required,)).serialize()),)
