@@ -99,8 +99,12 @@ def x509_leaf(lf: LeafNode) -> LeafNode:
 
 
 def test_credential_type_members_do_not_support() -> None:
-    add_rejected(leaf_changed(x509_leaf), ValidationError, "§7.3",
-                 "does not support credential type 2")
+    # Without a path: no later check (the committer's new leaf) catches it instead.
+    a, b, _c = f.make_group(3, config=CFG)
+    forged = f.forge_commit(a, [Add(leaf_changed(x509_leaf))], path=False)
+    f.assert_rejected(b, forged.message, ValidationError, "§7.3",
+                      r"member \d+ does not support credential type 2",
+                      then=f.genuine_commit(a))
 
 
 def test_leaf_must_support_the_credential_types_in_use() -> None:
