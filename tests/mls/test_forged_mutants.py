@@ -220,3 +220,30 @@ def test_join_tree_with_an_even_number_of_nodes() -> None:
     f.assert_join_rejected(lambda: join_from_welcome(P, bad, joiner), ValidationError,
                            "§12.4.3.3", "even number of nodes")
     assert join_from_welcome(P, welcome, joiner).epoch_authenticator == a.epoch_authenticator
+
+
+def test_join_tree_parent_node_reuses_a_leaf_key() -> None:
+    # Node 1 takes b's leaf key; a's leaf gets the matching parent_hash and is signed again,
+    # so the tree is parent-hash valid and wrong only in the duplicate key.
+    a, _b = f.make_group(2)
+    cs = a.cipher_suite
+    bundle = f.key_package(cs, b"joiner/1")
+    out = a.commit([Add(bundle.key_package)])
+    a.merge_pending_commit()
+    assert out.welcome is not None
+
+    def reuse(t: RatchetTree) -> RatchetTree:
+        fdp = t.filtered_direct_path(0)
+        b_leaf, a_leaf, node = t.leaf(1), t.leaf(0), t.nodes[fdp[0]]
+        assert b_leaf is not None and a_leaf is not None and isinstance(node, ParentNode)
+        keys = [n.encryption_key for n in (t.nodes[x] for x in fdp) if n is not None]
+        keys[0] = b_leaf.encryption_key
+        _, ph = t.path_parent_hashes(0, fdp, keys)
+        t = f.set_node(t, fdp[0], replace(node, encryption_key=keys[0]))
+        return f.set_node(t, 0, f.resign_leaf(cs, a_leaf, a.state.signature_priv, a.group_id,
+                                              0, parent_hash=ph))
+
+    bad = f.reforge_welcome(out.welcome, bundle, a.state.signature_priv, tree=reuse)
+    f.assert_join_rejected(lambda: join_from_welcome(P, bad, bundle), ValidationError,
+                           "§12.4.3.1", "node 1 reuses an encryption key")
+    assert join_from_welcome(P, out.welcome, bundle).epoch_authenticator == a.epoch_authenticator
