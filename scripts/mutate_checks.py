@@ -40,7 +40,9 @@ listed with the reason in ``scripts/mutation_equivalent.txt``
     .venv/bin/python scripts/mutate_checks.py --key group/join.py:106:disable
     .venv/bin/python scripts/mutate_checks.py --list          # what would be mutated
 
-Last full run: RESULT_PLACEHOLDER
+Last full run: 286 mutants, 268 killed, 18 survivors (all in
+mutation_equivalent.txt), 16.3 min with -j 2 at a load average of about 10 on two
+cores (the trace included).
 """
 
 from __future__ import annotations
