@@ -405,11 +405,13 @@ def reforge_welcome(
     tree: Callable[[RatchetTree], RatchetTree] | None = None,
     secrets: Callable[[GroupSecrets], GroupSecrets] = lambda s: s,
     fix_tree_hash: bool = True, fix_tag: bool = True, resign: bool = True,
+    psks: Sequence[tuple[PreSharedKeyID, bytes]] = (),
 ) -> bytes:
-    """Decrypt a genuine Welcome for ``bundle`` and rebuild it after ``tree``,
-    ``group_info`` and ``secrets`` changed its content: the tree hash in the
+    """Decrypt a genuine Welcome (without PSKs) for ``bundle`` and rebuild it after
+    ``tree``, ``group_info`` and ``secrets`` changed its content: the tree hash in the
     GroupContext, the confirmation tag and the GroupInfo signature are made
-    valid again unless told otherwise, and everything is re-encrypted."""
+    valid again unless told otherwise, and everything is re-encrypted, under the
+    welcome secret of ``psks`` (the ids ``secrets`` now names, with their values)."""
     msg = MLSMessage.deserialize(welcome)
     w = msg.body
     assert isinstance(w, Welcome)
@@ -436,6 +438,7 @@ def reforge_welcome(
                                                    tree_hash=new_tree.tree_hash()))
     gi = group_info(gi)
     new_gs = secrets(gs)
+    psk = psk_secret(cs, list(psks))
     if fix_tag:
         epoch = ks.from_joiner(cs, new_gs.joiner_secret, psk, gi.group_context)
         gi = replace(gi, confirmation_tag=cs.mac(epoch.confirmation_key,

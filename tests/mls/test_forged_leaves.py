@@ -25,9 +25,10 @@ from mls.group import (
 )
 from mls.key_package import KeyPackage
 from mls.leaf_node import MAX_LIFETIME, LeafNode, LeafNodeSource, Lifetime
+from mls.message import MLSMessage
 from mls.proposals import Add, Update
 from mls.psk import PreSharedKeyID, ResumptionPSKUsage
-from mls.welcome import GroupSecrets
+from mls.welcome import GroupSecrets, Welcome
 
 from . import forge as f
 from .forge import P
@@ -98,8 +99,12 @@ def x509_leaf(lf: LeafNode) -> LeafNode:
 
 
 def test_credential_type_members_do_not_support() -> None:
-    add_rejected(leaf_changed(x509_leaf), ValidationError, "§7.3",
-                 "does not support credential type 2")
+    # Without a path: no later check (the committer's new leaf) catches it instead.
+    a, b, _c = f.make_group(3, config=CFG)
+    forged = f.forge_commit(a, [Add(leaf_changed(x509_leaf))], path=False)
+    f.assert_rejected(b, forged.message, ValidationError, "§7.3",
+                      r"member \d+ does not support credential type 2",
+                      then=f.genuine_commit(a))
 
 
 def test_leaf_must_support_the_credential_types_in_use() -> None:
@@ -297,6 +302,32 @@ def test_welcome_with_two_reinit_psks() -> None:
         "at most one")
 
 
+@pytest.mark.parametrize("epoch", [1, 2])
+def test_welcome_reinit_psk_only_for_epoch_1(epoch: int) -> None:
+    # Epoch 1 is the control: the same forgery is accepted there (§12.4.3.1).
+    (a,) = f.make_group(1)
+    for _ in range(epoch - 1):
+        a.commit()
+        a.merge_pending_commit()
+    kp = f.key_package(a.cipher_suite, b"joiner/1")
+    out = a.commit([Add(kp.key_package)])
+    a.merge_pending_commit()
+    assert out.welcome is not None and a.epoch == epoch
+    pid = PreSharedKeyID.resumption(ResumptionPSKUsage.REINIT, b"old", 3, bytes(32))
+    value = b"\x09" * 32
+    bad = f.reforge_welcome(out.welcome, kp, a.state.signature_priv,
+                            secrets=lambda gs: replace(gs, psks=(pid,)), psks=[(pid, value)])
+
+    def join() -> Group:
+        return join_from_welcome(P, bad, kp, resumption_psks={(b"old", 3): value})
+
+    if epoch == 1:
+        assert join().epoch == 1
+    else:
+        f.assert_join_rejected(join, ValidationError, "§12.4.3.1", "joining epoch 1")
+        assert join_from_welcome(P, out.welcome, kp).epoch_authenticator == a.epoch_authenticator
+
+
 def test_welcome_group_info_signer_is_not_a_member() -> None:
     join_rejected({"group_info": lambda gi: replace(gi, signer=7)}, "§12.4.3.1", "signer")
 
@@ -329,6 +360,17 @@ def test_welcome_path_secret_that_does_not_match_the_tree() -> None:
     f.assert_join_rejected(lambda: join_from_welcome(P, bad, kp), ValidationError, "§12.4.3.1",
                            "path secret")
     del b
+
+
+def test_welcome_cipher_suite_differs_from_the_key_packages() -> None:
+    # The suite field of a Welcome is not covered by any key: only the check names it.
+    a, welcome, kp = welcome_case()
+    w = MLSMessage.deserialize(welcome).body
+    assert isinstance(w, Welcome) and w.cipher_suite == 1
+    bad = MLSMessage.wrap(replace(w, cipher_suite=3)).serialize()
+    f.assert_join_rejected(lambda: join_from_welcome(P, bad, kp), ValidationError, "§12.4.3.1",
+                           "cipher suite differs")
+    assert join_from_welcome(P, welcome, kp).epoch_authenticator == a.epoch_authenticator
 
 
 def test_welcome_for_another_key_package() -> None:

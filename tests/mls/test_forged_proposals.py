@@ -18,6 +18,7 @@ from mls.extensions import (
 )
 from mls.framing import ContentType, Sender, SenderType, WireFormat
 from mls.group import Group, GroupConfig, Signer
+from mls.group.external import external_proposal, new_member_add_proposal
 from mls.leaf_node import LeafNodeSource
 from mls.proposals import (
     Add,
@@ -147,6 +148,15 @@ def test_remove_of_a_blank_leaf() -> None:
     rejects([Remove(3)], "blank or absent", "§12.1.3")
 
 
+def test_update_without_its_private_key_is_not_sent() -> None:
+    # A commit applying it would leave us without our leaf's key (epoch.py refuses that).
+    a, _b, _c = f.make_group(3)
+    before = a.export_state()
+    with pytest.raises(ValidationError, match="propose_update"):
+        a.propose(an_update(a))
+    assert a.export_state() == before
+
+
 def test_update_must_change_the_encryption_key() -> None:
     a, b, c = f.make_group(3, config=CFG)
     old = c.member(2)
@@ -177,6 +187,26 @@ def test_reinit_or_branch_psk_outside_a_new_group(usage: ResumptionPSKUsage) -> 
     rejects([PreSharedKey(pid)], usage.name.lower(), "§12.1.4", groups=groups)
 
 
+def test_application_psk_of_another_group_that_we_do_not_hold() -> None:
+    # The epoch is one this group knows; the group id is not this group's (§8.6).
+    groups = f.make_group(3, config=CFG)
+    pid = PreSharedKeyID.resumption(ResumptionPSKUsage.APPLICATION, b"another-group",
+                                    groups[0].epoch, nonce(groups[0]))
+    rejects([PreSharedKey(pid)], "another group is unknown", "§8.6", groups=groups)
+
+
+def test_application_psk_of_another_group_from_the_configuration() -> None:
+    # The positive case: another group's PSK that every member holds is usable.
+    other = (b"another-group", 7)
+    cfg = GroupConfig(psks={PSK_ID: PSK}, resumption_psks={other: b"\x05" * 32})
+    a, b, _c = f.make_group(3, config=cfg)
+    out = a.commit([PreSharedKey(PreSharedKeyID.resumption(ResumptionPSKUsage.APPLICATION,
+                                                           *other, nonce(a)))])
+    a.merge_pending_commit()
+    b.process(out.commit)
+    assert b.epoch_authenticator == a.epoch_authenticator
+
+
 def test_reinit_to_an_older_version() -> None:
     rejects([ReInit(b"new", 0, 1)], "older protocol version", "§12.1.5")
 
@@ -203,6 +233,45 @@ def test_proposal_type_not_allowed_for_an_external_sender() -> None:
                              signature_priv=server.signature_priv))
     f.assert_rejected(b, bad, ValidationError, "§12.1.8", "EXTERNAL sender",
                       then=lambda: f.public_proposal(a, Remove(0)))
+
+
+# The sending side (mls.group.external) refuses what receivers would reject (§12.1.8).
+def server_and_group() -> tuple[Signer, Group, Group]:
+    cs = f.CipherSuite(1, f.P)
+    server = Signer.generate(cs, b"ds/1")
+    a, b = f.make_group(2, extensions=(Extension(
+        ExtensionType.EXTERNAL_SENDERS, encode_external_senders(
+            (ExternalSender(server.signature_pub, server.credential),))),))
+    return server, a, b
+
+
+def test_external_sender_refuses_a_type_it_may_not_send() -> None:
+    server, a, b = server_and_group()
+    with pytest.raises(ValidationError, match=r"EXTERNAL sender is not allowed \(§12\.1\.8\)"):
+        external_proposal(a.cipher_suite, a.context, server, an_update(a))
+    b.process(external_proposal(a.cipher_suite, a.context, server, Remove(0)))  # allowed
+
+
+def test_external_sender_must_be_listed_by_the_group() -> None:
+    _server, a, _b = server_and_group()
+    stranger = Signer.generate(a.cipher_suite, b"ds/2")
+    with pytest.raises(ValidationError, match=r"not in the group's external_senders"):
+        external_proposal(a.cipher_suite, a.context, stranger, Remove(0))
+
+
+def test_external_proposal_in_another_cipher_suite() -> None:
+    server, a, _b = server_and_group()
+    with pytest.raises(ValidationError, match="cipher suite differs"):
+        external_proposal(f.CipherSuite(3, f.P), a.context, server, Remove(0))
+
+
+def test_new_member_add_proposal_in_another_cipher_suite() -> None:
+    a, b = f.make_group(2)
+    cs3 = f.CipherSuite(3, f.P)
+    with pytest.raises(ValidationError, match=r"cipher suite differs .*\(§12\.1\.8\)"):
+        new_member_add_proposal(cs3, a.context, f.key_package(cs3, b"new/3"))
+    b.process(new_member_add_proposal(a.cipher_suite, a.context,
+                                      f.key_package(a.cipher_suite, b"new/1")))
 
 
 def test_new_member_proposal_must_be_an_add() -> None:

@@ -78,6 +78,38 @@ def test_node_types_on_join() -> None:
     assert f.join_from_welcome_(welcome, bundle).epoch == a.epoch
 
 
+def test_leaf_in_a_parent_slot_on_join() -> None:
+    a, _b = f.make_group(2)
+    welcome, bundle = welcome_for(a)
+    a_leaf = a.member(0)
+    assert a_leaf is not None
+    bad = f.reforge_welcome(welcome, bundle, a.state.signature_priv,
+                            tree=lambda t: f.set_node(t, 1, a_leaf), fix_tree_hash=False)
+    f.assert_join_rejected(lambda: f.join_from_welcome_(bad, bundle), ValidationError,
+                           "§12.4.3.3", "parent position")
+    assert f.join_from_welcome_(welcome, bundle).epoch == a.epoch
+
+
+def test_duplicate_signature_key_on_join() -> None:
+    # c's leaf carries a's signature key, signed with a's key: valid but for the duplicate.
+    (a,) = f.make_group(1)
+    cs = a.cipher_suite
+    b, c = f.key_package(cs, b"b/1"), f.key_package(cs, b"c/1")
+    out = a.commit([Add(b.key_package), Add(c.key_package)], force_path=False)
+    a.merge_pending_commit()
+    assert out.welcome is not None
+    a_leaf = a.member(0)
+    assert a_leaf is not None
+
+    def c_copies_a_signature_key(t: RatchetTree) -> RatchetTree:
+        leaf = t.leaf(2)
+        assert leaf is not None
+        return f.set_node(t, 4, f.resign_leaf(cs, leaf, a.state.signature_priv,
+                                              signature_key=a_leaf.signature_key))
+
+    rejected_join(out.welcome, b, a, c_copies_a_signature_key, "§7.3", "duplicates")
+
+
 def test_duplicate_keys_on_join() -> None:
     (a,) = f.make_group(1)
     cs = a.cipher_suite

@@ -363,6 +363,8 @@ def test_pending_commit_flow_and_errors() -> None:
         a.merge_pending_commit()
     with pytest.raises(PendingCommitError):
         a.clear_pending_commit()
+    with pytest.raises(PendingCommitError):
+        a.pending_group_info()  # no next epoch to describe (§12.4.3)
     mine = a.commit()
     with pytest.raises(PendingCommitError):
         a.commit()

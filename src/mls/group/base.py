@@ -169,7 +169,7 @@ class GroupBase:
         check_proposal_list(
             st.cs, [(e.proposal, e.sender) for e in entries], committer, st.tree,
             st.context.extensions, self.config, st.epoch, [e for e, _ in st.resumption_psks],
-            joiner)
+            joiner, group_id=st.context.group_id)
 
     def merge_pending_commit(self) -> None:
         """The delivery service accepted our commit: enter the new epoch."""

@@ -163,6 +163,10 @@ class Group(Receiver):
         st = self._require_active()
         if isinstance(proposal, ExternalInit):
             raise ValidationError("ExternalInit is only sent inside external commits (§12.1.6)")
+        if isinstance(proposal, Update):
+            # Without the new leaf's private key we could not follow the commit that
+            # applies it (§12.1.2): propose_update makes and keeps that key.
+            raise ValidationError("send Updates with propose_update (§12.1.2)")
         if isinstance(proposal, Add):
             # Refuse a bad KeyPackage now rather than have every commit drop it (§12.2).
             cfg = self.config

@@ -155,9 +155,8 @@ def join_from_welcome(
     if not isinstance(msg.body, Welcome):
         raise ValidationError(f"expected a Welcome, got {msg.wire_format.name}")
     kp = bundle.key_package
-    if msg.body.cipher_suite != kp.cipher_suite:
-        raise ValidationError("Welcome cipher suite differs from the KeyPackage's (§12.4.3.1)")
-    cs = CipherSuite(msg.body.cipher_suite, provider)
+    # open_welcome checks that the Welcome's suite is the KeyPackage's (§12.4.3.1).
+    cs = CipherSuite(kp.cipher_suite, provider)
     opened = open_welcome(cs, msg.body, kp, bundle.init_priv, config,
                           {**config.resumption_psks, **(resumption_psks or {})})
     secrets, gi = opened.secrets, opened.group_info
@@ -243,7 +242,8 @@ def join_external(
     proposals.extend(PreSharedKey(pid) for pid in psks)
     entries = [ProposalEntry(p, committer, None) for p in proposals]
     check_proposal_list(cs, [(p, committer) for p in proposals], committer, tree,
-                        ctx.extensions, config, ctx.epoch, [], signer.credential)
+                        ctx.extensions, config, ctx.epoch, [], signer.credential,
+                        group_id=ctx.group_id)
     prov = apply_proposals(base, entries, config)
     enc_priv, enc_pub = cs.generate_hpke_key_pair()
     template = make_leaf_node(cs, signer, enc_pub,

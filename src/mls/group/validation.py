@@ -278,9 +278,12 @@ def check_proposal_list(
     epoch: int,
     resumption_epochs: Sequence[int],
     joiner: Credential | None = None,
+    *,
+    group_id: bytes,
 ) -> None:
     """The rules of RFC 9420 §12.2 (and §12.4.3.2 for external commits, whose
-    new leaf's credential is ``joiner``)."""
+    new leaf's credential is ``joiner``) for a commit in epoch ``epoch`` of
+    group ``group_id``."""
     external_commit = committer.sender_type == SenderType.NEW_MEMBER_COMMIT
     touched: set[int] = set()
     added_sig_keys: set[bytes] = set()
@@ -324,11 +327,17 @@ def check_proposal_list(
                     raise ValidationError(
                         f"resumption PSK with usage {pid.usage.name.lower()} outside the "
                         "creation of a reinitialized or branched group (§12.1.4)")
-                if pid.usage != ResumptionPSKUsage.APPLICATION:
+                # The same lookup as resolve_psks: a PSK of another group (or of the
+                # previous group, for reinit/branch) comes from the configuration,
+                # one of this group from its own past epochs (§8.6).
+                if pid.usage != ResumptionPSKUsage.APPLICATION or pid.psk_group_id != group_id:
                     if (pid.psk_group_id, pid.psk_epoch) not in config.resumption_psks:
-                        raise ValidationError("resumption PSK of the previous group is unknown")
+                        raise ValidationError(
+                            f"resumption PSK of epoch {pid.psk_epoch} of another group is "
+                            "unknown (§8.6)")
                 elif pid.psk_epoch not in resumption_epochs and pid.psk_epoch != epoch:
-                    raise ValidationError(f"resumption PSK for epoch {pid.psk_epoch} is unknown")
+                    raise ValidationError(
+                        f"resumption PSK for epoch {pid.psk_epoch} is unknown (§8.6)")
             elif pid.psk_id not in config.psks:
                 raise ValidationError("external PSK is unknown (§12.1.4)")
             key = pid.serialize()
