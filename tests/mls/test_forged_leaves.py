@@ -12,7 +12,7 @@ import pytest
 from mls.credentials import Credential, CredentialType
 from mls.crypto import CipherSuite
 from mls.errors import PublicKeyError, ValidationError
-from mls.extensions import Extension, ExtensionType, RequiredCapabilities
+from mls.extensions import Extension, ExtensionType, ExternalPub, RequiredCapabilities
 from mls.group import (
     Group,
     GroupConfig,
@@ -23,6 +23,7 @@ from mls.group import (
     join_external,
     join_from_welcome,
 )
+from mls.group_info import GroupInfo
 from mls.key_package import KeyPackage
 from mls.leaf_node import MAX_LIFETIME, LeafNode, LeafNodeSource, Lifetime
 from mls.message import MLSMessage
@@ -385,6 +386,25 @@ def test_external_join_needs_external_pub() -> None:
     f.assert_join_rejected(lambda: join_external(P, a.group_info(with_external_pub=False),
                                                  Signer.generate(a.cipher_suite, b"x/1")),
                            ValidationError, "§12.4.3.2", "external_pub")
+
+
+def test_external_pub_key_of_the_wrong_size() -> None:
+    # A well-formed ExternalPub struct, signed by the member, whose key is one byte
+    # short: what a bare 32-byte key starting with 0x1f parses as.
+    a, _b = f.make_group(2)
+
+    def short_key(gi: GroupInfo) -> GroupInfo:
+        return replace(gi, extensions=tuple(
+            Extension(ExtensionType.EXTERNAL_PUB,
+                      ExternalPub(ExternalPub.deserialize(e.extension_data).external_pub[1:])
+                      .serialize())
+            if e.extension_type == ExtensionType.EXTERNAL_PUB else e for e in gi.extensions))
+
+    bad = f.reforge_group_info(a, short_key)
+    f.assert_join_rejected(lambda: join_external(P, bad, Signer.generate(a.cipher_suite, b"x/1")),
+                           PublicKeyError, "§12.4.3.2", "external_pub")
+    join_external(P, f.reforge_group_info(a, lambda gi: gi),
+                  Signer.generate(a.cipher_suite, b"x/1"))
 
 
 def test_unknown_cipher_suite() -> None:

@@ -224,6 +224,9 @@ def join_external(
     except DecodeError as e:
         raise DecodeError(f"malformed external_pub extension, not an ExternalPub struct "
                           f"(§12.4.3.2): {e}") from None
+    # A bare key of the right size rarely parses as a struct; when it does, the key
+    # inside has the wrong size: name the cause instead of failing in the KEM.
+    cs.check_hpke_public_key(external_pub, "the external_pub of an ExternalPub (§12.4.3.2)")
     kem_output, hctx = cs.hpke.setup_base_s(external_pub, b"")
     init_secret = hctx.export(b"MLS 1.0 external init secret", cs.hash_length)
     # A stand-in for "the current epoch" as far as the joiner can know it.
