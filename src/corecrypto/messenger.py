@@ -487,12 +487,22 @@ class Messenger:
         if msg.seq is not None and msg.seq <= conv.replay_until:
             return False  # stored before a crash; the stream is being replayed
         msg.index = conv.count
-        # Written first: a failed write leaves no gap in the numbering. The header is
-        # not rewritten for this: lines beyond its count are found on load.
-        await self.history.write_line(conv.group_id, msg, ciphertext)
         conv.count += 1
         conv.messages.append(msg)
+        # Shown before its record is durable (a strict IndexedDB commit is an fsync:
+        # milliseconds, tens of them on a busy disk). A crash in between loses nothing:
+        # the saved cursor still precedes the line's message, which is processed again
+        # on load; and an own line is only "sending" until then.
         self._emit("message", conversation=conv.id, message=msg.to_json())
+        try:
+            # The header is not rewritten for this: lines beyond its count are found
+            # on load.
+            await self.history.write_line(conv.group_id, msg, ciphertext)
+        except BaseException:
+            # Not stored, not counted: a failed write leaves no gap in the numbering.
+            conv.count -= 1
+            conv.messages.remove(msg)
+            raise
         return True
 
     async def _system(self, conv: Conversation, text: str, seq: int | None = None) -> None:

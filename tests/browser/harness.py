@@ -98,12 +98,15 @@ class OriginGuard:
     recorded in :attr:`offsite` and aborted, so nothing reaches the network even when
     the page misbehaves. ``data:`` and ``blob:`` URLs never leave the browser."""
 
-    def __init__(self, context: BrowserContext, origin: str) -> None:
+    def __init__(self, context: BrowserContext, origin: str, *, block: bool = True) -> None:
         self.origin = origin
         self.requests: list[str] = []
         self.offsite: list[str] = []
         self.http_errors: list[str] = []
-        context.route("**/*", self._route)
+        if block:
+            # Every request then waits for this process to let it through: right for
+            # tests, but it adds the driver's round trip to each (benchmarks only record).
+            context.route("**/*", self._route)
         context.on("request", self._request)
         context.on("response", self._response)
         context.on("page", lambda page: page.on("websocket", self._websocket))

@@ -102,9 +102,12 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
-def person(browser: Browser, origin: str, name: str, suffix: str | None = None) -> Person:
+def person(browser: Browser, origin: str, name: str, suffix: str | None = None, *,
+           block: bool = True) -> Person:
+    """A user in a browser context of their own. ``block``: requests leaving the origin
+    are aborted (else only recorded: for benchmarks, see :class:`OriginGuard`)."""
     ctx = browser.new_context(viewport={"width": 1100, "height": 720})
-    guard = OriginGuard(ctx, origin)
+    guard = OriginGuard(ctx, origin, block=block)
     page = ctx.new_page()
     p = Person(f"{name}{suffix or secrets.token_hex(3)}", ctx, page, guard,
                f"Account pass {name} 2026!")

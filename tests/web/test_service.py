@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from corecrypto.messenger import Messenger
+from corecrypto.transport import MemoryStore
 from corecrypto.transport.http import HttpTransport
 from corecrypto.vault import Vault
 from corecrypto.vault.local import CryptographyCipher, MemoryStorage
@@ -163,3 +165,35 @@ async def test_hand_over_finishes_then_refuses(clients: Callable[[str], Client])
         await dave.call("snapshot")
     assert e.value.kind == "released"
     await erin.event(lambda k, d: k == "message" and d["message"]["text"] == "in flight")
+
+
+async def test_send_checks_changed_keys_in_the_same_request(
+        clients: Callable[[str], Client], app_server: Any) -> None:
+    """A send with ``check_keys`` sends nothing while a verified contact's keys changed
+    unacknowledged; the same send goes once acknowledged (or without the check)."""
+    fay, gus = clients("fay"), clients("gus")
+    await fay.sign_up()
+    await gus.sign_up()
+    conv = (await fay.call("create", name="Keys", members=[gus.name]))["conversation"]
+    assert (await fay.call("send", conversation=conv, text="before",
+                           check_keys=True))["state"] == "sent"
+    await fay.call("set_verified", user=gus.name, verified=True)
+    # gus signs in on a second device: his key set changes.
+    other = Messenger(HttpTransport(app_server.base_url), MemoryStore())
+    await other.login_new_device(gus.name, gus.password)
+    await fay.call("refresh_trust", conversation=conv)
+    assert (await fay.call("key_changes", conversation=conv))["users"] == [gus.name]
+    warned = await fay.call("send", conversation=conv, text="not yet", check_keys=True)
+    assert warned == {"state": "unsent", "key_changes": [gus.name]}
+    await fay.call("acknowledge", users=[gus.name])
+    assert (await fay.call("send", conversation=conv, text="after",
+                           check_keys=True))["state"] == "sent"
+    await gus.event(lambda k, d: k == "message" and d["message"]["text"] == "after")
+    # The stream is ordered: had "not yet" left, gus would have had it before "after".
+    got = [d["message"]["text"] for k, d in gus.events
+           if k == "message" and d["message"]["kind"] == "text"]
+    assert got == ["before", "after"]
+    opened = await fay.call("open", conversation=conv)
+    assert [m["text"] for m in opened["messages"] if m["kind"] == "text"] == ["before", "after"]
+    await other.stop()
+    await other.transport.aclose()  # type: ignore[attr-defined]

@@ -574,18 +574,17 @@ class ChatApp:
         text = (values.get("text") or "").strip()
         if not text:
             return
-        if not confirmed:
-            try:
-                changed = (await call("key_changes", conversation=conv_id))["users"]
-            except CoreError as e:
-                return announce("Not sent: " + e.message)
-            if changed:
-                return self.show_key_change_warning(conv_id, changed, text)
         dom_js.set_value("#composer-input", "")
         try:
-            result = await call("send", conversation=conv_id, text=text)
+            # One request: the worker checks for changed keys of verified contacts and
+            # sends nothing if there are any (unless the user already confirmed).
+            result = await call("send", conversation=conv_id, text=text,
+                                check_keys=not confirmed)
         except CoreError as e:
             return announce("Not sent: " + e.message)
+        if result.get("key_changes"):
+            dom_js.set_value("#composer-input", text)
+            return self.show_key_change_warning(conv_id, result["key_changes"], text)
         if result.get("state") == "failed":
             announce("Not sent: " + (result.get("reason") or "the server refused it"))
 

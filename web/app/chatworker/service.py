@@ -355,13 +355,15 @@ class ChatService:
         return {"name": conv.name, "active": conv.active, "members": rows}
 
     # -- sending ------------------------------------------------------------------------------
+    def _key_changes(self, m: Messenger, conv: Conversation) -> list[str]:
+        users = {user_of(i) for i in m.members(conv.group_id)} - {m.user_id}
+        return sorted(u for u in users if m.trust.needs_warning(u))
+
     async def rpc_key_changes(self, params: dict[str, Any]) -> dict[str, Any]:
         """The verified contacts of a conversation whose keys changed since (send
         only after the user saw the warning)."""
         m = self._m()
-        conv = self._conv(params)
-        users = {user_of(i) for i in m.members(conv.group_id)} - {m.user_id}
-        return {"users": sorted(u for u in users if m.trust.needs_warning(u))}
+        return {"users": self._key_changes(m, self._conv(params))}
 
     async def rpc_acknowledge(self, params: dict[str, Any]) -> None:
         m = self._m()
@@ -370,7 +372,13 @@ class ChatService:
 
     async def rpc_send(self, params: dict[str, Any]) -> dict[str, Any]:
         """Send a text; the line appears at once ("sending") through a ``message``
-        event and changes state through ``message-state`` events."""
+        event and changes state through ``message-state`` events.
+
+        With ``check_keys``, nothing is sent if a verified contact in the conversation
+        changed keys: the answer is ``{"state": "unsent", "key_changes": [users]}``
+        (the UI warns, and sends again once the user acknowledged). The check and
+        the send are one request: no round trip between them on every message, and
+        no change can slip in between."""
         m = self._m()
         conv = self._conv(params)
         text = _param(params, "text").strip()
@@ -379,6 +387,8 @@ class ChatService:
         if len(text) > 20_000:
             raise RpcError("bad-request", "The message is too long (at most 20,000 "
                                           "characters).")
+        if params.get("check_keys") and (changed := self._key_changes(m, conv)):
+            return {"state": "unsent", "key_changes": changed}
         return await self._send(m, conv, text)
 
     async def _tracked(self, aw: Awaitable[ChatMessage]) -> dict[str, Any]:
