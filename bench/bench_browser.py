@@ -1,25 +1,27 @@
 """This library in the browser against itself on CPython, side by side (issue 13).
 
-    .venv/bin/python bench/bench_browser.py [--sizes 2 10 100 1000] [--reps 7] [--json FILE]
+    .venv/bin/python bench/bench_browser.py [--sizes 2 10 100 1000] [--reps 9] [--json FILE]
 
 The operations and tree shapes of ``bench_vs_openmls.py`` (suite 1; add: commit,
 process, join; self-update: commit, process; 1 KiB encrypt and decrypt), run from
 ``bench/group_ops.py`` in one run on CPython (the ``cryptography`` provider) and in
 headless Chromium (the bundle's Pyodide with the JS provider of
-``web/js/mls_crypto.mjs``), printed with the ratio Pyodide/CPython.
+``web/js/mls_crypto.mjs``), each step alternating between the two so that both see
+the same machine load; printed with the ratio Pyodide/CPython.
 
 Clocks: on CPython, the process's CPU time; in Chromium, the renderer main thread's
 CPU time (``ThreadTime`` of the DevTools ``Performance`` domain, read around each
 step, minus the median of an empty step), since Pyodide runs on that thread. CPU
 time keeps the ratio meaningful when other jobs share the cores; ``--wall`` prints
 the wall-clock medians measured inside each runtime instead. Medians over
-``--reps`` repetitions; encrypt/decrypt are timed over batches of 20 messages.
+``--reps`` repetitions; encrypt/decrypt are timed over batches of 50 messages.
 Numbers are reported, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -42,32 +44,40 @@ OPS = Path(__file__).with_name("group_ops.py")
 Result = dict[str, dict[str, float]]  # clock ("cpu", "wall") -> step -> median
 
 
-def run_steps(call: Callable[[str], float], clock: Callable[[], float], reps: int) -> Result:
-    """Each step of ``reps`` repetitions: ``clock`` (s) around ``call`` and the wall
-    time (ms) it returns; medians in the table's units, the empty step subtracted."""
-    cpu: dict[str, list[float]] = {}
-    wall: dict[str, list[float]] = {}
-    for step in sequence(reps):
-        t = clock()
-        ms = call(step)
-        cpu.setdefault(step, []).append((clock() - t) * 1e3)
-        wall.setdefault(step, []).append(ms)
-    base = statistics.median(cpu["noop"])
-    return {
-        "cpu": {s: per_op(s, max(statistics.median(cpu[s]) - base, 0.0)) for s, _, _ in STEPS},
-        "wall": {s: per_op(s, statistics.median(wall[s])) for s, _, _ in STEPS},
-        "overhead_ms": {"noop": base},
-    }
+def _local_step(steps: GroupSteps, name: str) -> float:
+    return float(getattr(steps, name)())
 
 
-def run_cpython(n: int, reps: int) -> Result:
-    steps = GroupSteps(CPythonProvider(), n)
-    return run_steps(lambda s: float(getattr(steps, s)()), time.process_time, reps)
+class Samples:
+    """Per-step samples of one runtime: CPU (the caller's clock) and wall (the step's)."""
+
+    def __init__(self, call: Callable[[str], float], clock: Callable[[], float]) -> None:
+        self.call, self.clock = call, clock
+        self.cpu: dict[str, list[float]] = {}
+        self.wall: dict[str, list[float]] = {}
+
+    def step(self, name: str) -> None:
+        t = self.clock()
+        ms = self.call(name)
+        self.cpu.setdefault(name, []).append((self.clock() - t) * 1e3)
+        self.wall.setdefault(name, []).append(ms)
+
+    def result(self) -> Result:
+        """Medians in the table's units, the empty step's median subtracted from CPU."""
+        base = statistics.median(self.cpu["noop"])
+        med = statistics.median
+        return {
+            "cpu": {s: per_op(s, max(med(self.cpu[s]) - base, 0.0)) for s, _, _ in STEPS},
+            "wall": {s: per_op(s, med(self.wall[s])) for s, _, _ in STEPS},
+            "overhead_ms": {"noop": base},
+        }
 
 
-def run_chromium(sizes: list[int], reps: int) -> dict[int, Result]:
+def run(sizes: list[int], reps: int) -> list[tuple[int, Result, Result]]:
+    """Both runtimes, each step alternating between them so that both see the same
+    machine load."""
     _build()
-    out: dict[int, Result] = {}
+    rows = []
     with serve(DIST) as origin, sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
@@ -84,6 +94,9 @@ def run_chromium(sizes: list[int], reps: int) -> dict[int, Result]:
                 metrics = cdp.send("Performance.getMetrics")["metrics"]
                 return float(next(m["value"] for m in metrics if m["name"] == "ThreadTime"))
 
+            def call(step: str) -> float:
+                return float(page.evaluate("(s) => globalThis.__steps[s]()", step))
+
             page.evaluate(
                 "async (code) => { const py = await globalThis.mlsPython;"
                 " py.runPython(code); globalThis.__benchPy = py; }",
@@ -98,18 +111,20 @@ def run_chromium(sizes: list[int], reps: int) -> dict[int, Result]:
                     " globalThis.__steps = py.globals.get('_b'); }",
                     n,
                 )
-
-                def call(step: str) -> float:
-                    return float(page.evaluate("(s) => globalThis.__steps[s]()", step))
-
-                out[n] = run_steps(call, thread_time, reps)
-                print(f"  chromium: n={n} done", file=sys.stderr, flush=True)
+                local = GroupSteps(CPythonProvider(), n)
+                cpython = Samples(functools.partial(_local_step, local), time.process_time)
+                chromium = Samples(call, thread_time)
+                for step in sequence(reps):
+                    cpython.step(step)
+                    chromium.step(step)
+                rows.append((n, cpython.result(), chromium.result()))
+                print(f"  n={n} done", file=sys.stderr, flush=True)
             context.close()
             if guard.offsite:
                 sys.exit(f"requests left the origin: {guard.offsite}")
         finally:
             browser.close()
-    return out
+    return rows
 
 
 def fmt(v: float) -> str:
@@ -134,16 +149,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="*", default=[2, 10, 100, 1000])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--wall", action="store_true", help="wall-clock medians instead of CPU")
     ap.add_argument("--json", type=Path, help="write the raw numbers here")
     args = ap.parse_args()
-    cpython = {}
-    for n in args.sizes:
-        cpython[n] = run_cpython(n, args.reps)
-        print(f"  cpython: n={n} done", file=sys.stderr, flush=True)
-    chromium = run_chromium(args.sizes, args.reps)
-    rows = [(n, cpython[n], chromium[n]) for n in args.sizes]
+    rows = run(args.sizes, args.reps)
     if args.json:
         args.json.write_text(json.dumps(
             [{"n": n, "cpython": c, "pyodide": p} for n, c, p in rows], indent=1))

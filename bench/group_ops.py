@@ -33,7 +33,7 @@ STEPS = [
     ("encrypt", "1 KiB encrypt", "µs"),
     ("decrypt", "1 KiB decrypt", "µs"),
 ]
-BATCH = 20  # 1 KiB messages per encrypt/decrypt step
+BATCH = 50  # 1 KiB messages per encrypt/decrypt step
 
 
 class GroupSteps:
