@@ -115,6 +115,9 @@ function attempt(fn) {
   }
 }
 
+/** Zeroes the expanded Ed25519 key of each collected `signer` closure. */
+const expandedKeys = new FinalizationRegistry((key) => sodium.memzero(key));
+
 function makePrimitives() {
   function aeadSeal(alg, key, nonce, aad, plaintext) {
     switch (alg) {
@@ -266,16 +269,20 @@ function makePrimitives() {
   /**
    * A signing function for one private key, or undefined if the key is invalid. For
    * Ed25519 the expanded key is derived once (it costs as much as a signature), as
-   * the CPython provider loads its key once; the closure holds it until released.
+   * the CPython provider loads its key once; the closure holds it until released,
+   * and the expanded key is zeroed once the closure has been collected (as each
+   * one-shot `sign` zeroes it right away).
    */
   function signer(scheme, privateKey) {
     if (signaturePublicKey(scheme, privateKey) === undefined) return undefined;
     if (scheme === ED25519) {
       const { privateKey: expanded } = sodium.crypto_sign_seed_keypair(privateKey);
-      return (message) => {
+      const signFn = (message) => {
         if (!(message instanceof Uint8Array)) throw new TypeError("mls_crypto_js.signer: expected a Uint8Array");
         return attempt(() => sodium.crypto_sign_detached(message, expanded));
       };
+      expandedKeys.register(signFn, expanded);
+      return signFn;
     }
     const key = privateKey.slice();
     return (message) => {
