@@ -14,7 +14,8 @@ CPU time (``ThreadTime`` of the DevTools ``Performance`` domain, read around eac
 step, minus the median of an empty step), since Pyodide runs on that thread. CPU
 time keeps the ratio meaningful when other jobs share the cores; ``--wall`` prints
 the wall-clock medians measured inside each runtime instead. Medians over
-``--reps`` repetitions; encrypt/decrypt are timed over batches of 50 messages.
+``--reps`` repetitions; encrypt/decrypt are timed over batches of 50 messages,
+three batches per repetition.
 Numbers are reported, never asserted.
 """
 
