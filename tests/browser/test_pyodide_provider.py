@@ -169,6 +169,8 @@ def kem_ops() -> list[list[Any]]:
             ["dh", kem, *_h(sk, bytes(len(peer)))],
             ["dh", kem, *_h(bytes(size), peer)],
         ]
+    # The one-crossing DH used by HPKE Encap/Decap: every DH case again.
+    ops += [["dh_with_public", *op[1:]] for op in ops if op[0] == "dh"]
     return ops
 
 
@@ -221,6 +223,8 @@ def signature_ops() -> list[list[Any]]:
             compressed = bytes([2 + (pk[-1] & 1)]) + pk[1 : 1 + size]
             ops.append(["verify", scheme, *_h(compressed, MSG, sig)])
             ops += [["verify", scheme, *_h(pk, MSG, v)] for v in _ecdsa_variants(scheme, sig)]
+    # The loaded-once signer: every signing case again, through signing_key.
+    ops += [["signing_key", *op[1:]] for op in ops if op[0] == "sign"]
     return ops
 
 
@@ -255,7 +259,7 @@ def test_pyodide_provider_matches_cpython() -> None:
                 ss, ct = bytes.fromhex(g[1]), bytes.fromhex(g[2])
                 if CP.kem_decap(KemAlg(alg), seed, ct) == ss:
                     continue
-        elif method == "sign" and alg in NIST_KEM and w[0] == "bytes":
+        elif method in ("sign", "signing_key") and alg in NIST_KEM and w[0] == "bytes":
             scheme = SignatureScheme(alg)
             sk, msg = bytes.fromhex(args[0]), bytes.fromhex(args[1])
             pk = CP.signature_public_key(scheme, sk)
@@ -280,6 +284,9 @@ def test_differential_cases_cover_rejections() -> None:
     assert len(dh_errors) >= len(X25519_LOW_ORDER) + len(X448_LOW_ORDER)
     mlkem_errors = [o for op, o in pairs if op[0].startswith("kem_") and o[0] == "raises"]
     assert len(mlkem_errors) >= 2 * 8  # wrong sizes and unreduced keys, for both ML-KEMs
+    for method in ("dh_with_public", "signing_key"):
+        done = [o for op, o in pairs if op[0] == method]
+        assert ("raises", "CryptoError") in done and any(o[0] != "raises" for o in done)
     ecdsa_accepted = [
         o for op, o in pairs if op[0] == "verify" and op[1] in NIST_KEM and o == ("bool", True)
     ]

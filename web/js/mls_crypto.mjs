@@ -83,6 +83,29 @@ function checked(fn) {
   };
 }
 
+/**
+ * The packed form of a primitive, for callers that pay per argument crossing (Pyodide
+ * copies each Uint8Array separately): `(alg, buf, ...lengths)` where `buf` is the byte
+ * arguments concatenated and `lengths` the sizes of all but the last. Splitting makes
+ * views, not copies; the primitive sees the same arguments as unpacked.
+ */
+function packed(fn) {
+  return (alg, buf, ...lengths) => {
+    if (!(buf instanceof Uint8Array)) throw new TypeError(`mls_crypto_js.${fn.name}: expected a Uint8Array`);
+    const parts = [];
+    let at = 0;
+    for (const n of lengths) {
+      if (!Number.isInteger(n) || n < 0 || at + n > buf.length) {
+        throw new RangeError(`mls_crypto_js.${fn.name}: argument lengths exceed the buffer`);
+      }
+      parts.push(buf.subarray(at, at + n));
+      at += n;
+    }
+    parts.push(buf.subarray(at));
+    return fn(alg, ...parts);
+  };
+}
+
 /** Runs `fn`, mapping any exception raised by the library on bad input to undefined. */
 function attempt(fn) {
   try {
@@ -91,6 +114,9 @@ function attempt(fn) {
     return undefined;
   }
 }
+
+/** Zeroes the expanded Ed25519 key of each collected `signer` closure. */
+const expandedKeys = new FinalizationRegistry((key) => sodium.memzero(key));
 
 function makePrimitives() {
   function aeadSeal(alg, key, nonce, aad, plaintext) {
@@ -190,6 +216,21 @@ function makePrimitives() {
     return shared === undefined || isAllZero(shared) ? undefined : shared;
   }
 
+  /**
+   * The DH shared secret followed by the private key's public key, in one array (one
+   * crossing for HPKE Encap/Decap, RFC 9180 §4.1); undefined if either fails.
+   */
+  function dhWithPublic(kem, privateKey, publicKey) {
+    const shared = dh(kem, privateKey, publicKey);
+    if (shared === undefined) return undefined;
+    const own = kemPublicKey(kem, privateKey);
+    if (own === undefined) return undefined;
+    const joined = new Uint8Array(shared.length + own.length);
+    joined.set(shared);
+    joined.set(own, shared.length);
+    return joined;
+  }
+
   function signaturePublicKey(scheme, privateKey) {
     switch (scheme) {
       case ED25519:
@@ -225,6 +266,31 @@ function makePrimitives() {
     }
   }
 
+  /**
+   * A signing function for one private key, or undefined if the key is invalid. For
+   * Ed25519 the expanded key is derived once (it costs as much as a signature), as
+   * the CPython provider loads its key once; the closure holds it until released,
+   * and the expanded key is zeroed once the closure has been collected (as each
+   * one-shot `sign` zeroes it right away).
+   */
+  function signer(scheme, privateKey) {
+    if (signaturePublicKey(scheme, privateKey) === undefined) return undefined;
+    if (scheme === ED25519) {
+      const { privateKey: expanded } = sodium.crypto_sign_seed_keypair(privateKey);
+      const signFn = (message) => {
+        if (!(message instanceof Uint8Array)) throw new TypeError("mls_crypto_js.signer: expected a Uint8Array");
+        return attempt(() => sodium.crypto_sign_detached(message, expanded));
+      };
+      expandedKeys.register(signFn, expanded);
+      return signFn;
+    }
+    const key = privateKey.slice();
+    return (message) => {
+      if (!(message instanceof Uint8Array)) throw new TypeError("mls_crypto_js.signer: expected a Uint8Array");
+      return sign(scheme, key, message);
+    };
+  }
+
   function verify(scheme, publicKey, message, signature) {
     switch (scheme) {
       case ED25519:
@@ -248,6 +314,11 @@ function makePrimitives() {
     signature_public_key: checked(signaturePublicKey),
     sign: checked(sign),
     verify: checked(verify),
+    signer: checked(signer),
+    aead_seal_packed: packed(aeadSeal),
+    aead_open_packed: packed(aeadOpen),
+    dh_with_public_packed: packed(dhWithPublic),
+    verify_packed: packed(verify),
   });
 }
 

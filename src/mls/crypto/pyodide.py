@@ -111,11 +111,13 @@ class PyodideProvider(StdlibPrimitives):
         "_aead_open",
         "_aead_seal",
         "_dh",
+        "_dh_with_public",
         "_kem_decap",
         "_kem_encap",
         "_kem_public_key",
         "_sign",
         "_signature_public_key",
+        "_signer",
         "_to_js",
         "_verify",
     )
@@ -124,15 +126,19 @@ class PyodideProvider(StdlibPrimitives):
         js, to_js = _load_js()
         # Bound once: each attribute lookup on a JS object is itself an FFI crossing.
         self._to_js = to_js
-        self._aead_seal = js.aead_seal
-        self._aead_open = js.aead_open
+        # The packed forms take the byte arguments as one array: each to_js is a copy
+        # and a crossing of its own, costing more than the concatenation.
+        self._aead_seal = js.aead_seal_packed
+        self._aead_open = js.aead_open_packed
         self._kem_public_key = js.kem_public_key
         self._kem_encap = js.kem_encap
         self._kem_decap = js.kem_decap
         self._dh = js.dh
+        self._dh_with_public = js.dh_with_public_packed
         self._signature_public_key = js.signature_public_key
         self._sign = js.sign
-        self._verify = js.verify
+        self._signer = js.signer
+        self._verify = js.verify_packed
 
     def _call(self, fn: Any, alg: int, *args: bytes) -> bytes | None:
         """One crossing: bytes go over as fresh Uint8Arrays (``to_js`` copies, so no
@@ -140,6 +146,15 @@ class PyodideProvider(StdlibPrimitives):
         as a JsProxy, freed with its last Python reference."""
         to_js = self._to_js
         result = fn(alg, *[to_js(a) for a in args])
+        if result is None:
+            return None
+        out: bytes = result.to_bytes()
+        return out
+
+    def _call_packed(self, fn: Any, alg: int, *args: bytes) -> bytes | None:
+        """Like :meth:`_call` with the arguments concatenated into one array, followed
+        by the lengths of all but the last (the JS side splits them into views)."""
+        result = fn(alg, self._to_js(b"".join(args)), *[len(a) for a in args[:-1]])
         if result is None:
             return None
         out: bytes = result.to_bytes()
@@ -157,7 +172,7 @@ class PyodideProvider(StdlibPrimitives):
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes
     ) -> bytes:
         self._check_aead(alg, key, nonce)
-        out = self._call(self._aead_seal, alg.value, key, nonce, aad, plaintext)
+        out = self._call_packed(self._aead_seal, alg.value, key, nonce, aad, plaintext)
         if out is None:
             raise CryptoError(f"{alg.name} encryption failed")
         return out
@@ -166,7 +181,7 @@ class PyodideProvider(StdlibPrimitives):
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes
     ) -> bytes:
         self._check_aead(alg, key, nonce)
-        out = self._call(self._aead_open, alg.value, key, nonce, aad, ciphertext)
+        out = self._call_packed(self._aead_open, alg.value, key, nonce, aad, ciphertext)
         if out is None:
             raise DecryptionError("AEAD authentication failed")
         return out
@@ -222,7 +237,22 @@ class PyodideProvider(StdlibPrimitives):
     def dh_with_public(
         self, kem: KemAlg, private_key: bytes, public_key: bytes
     ) -> tuple[bytes, bytes]:
-        return self.dh(kem, private_key, public_key), self.kem_public_key(kem, private_key)
+        """RFC 9180 §4.1 DH(skX, pkY) and pk(skX) in one crossing, with :meth:`dh`'s checks
+        and errors (a private key :meth:`dh` accepts always has a public key)."""
+        if kem.is_mlkem:
+            return self.dh(kem, private_key, public_key), self.kem_public_key(kem, private_key)
+        private_key = _private_key(kem, private_key)
+        raw = _RAW_LEN.get(kem)
+        if raw is not None:
+            if len(public_key) != raw:
+                raise CryptoError(f"{kem.name} key agreement failed: invalid key")
+        elif not _is_uncompressed_point(kem, public_key):
+            raise CryptoError(f"{_NIST[kem][0]} public key must be an uncompressed point")
+        out = self._call_packed(self._dh_with_public, kem.value, private_key, public_key)
+        if out is None:  # invalid point or scalar, low-order point, all-zero output
+            raise CryptoError(f"{kem.name} key agreement failed: invalid key")
+        own = raw if raw is not None else 1 + 2 * _NIST[kem][1]
+        return out[:-own], out[-own:]
 
     # -- signatures --------------------------------------------------------------
     def signature_public_key(self, scheme: SignatureScheme, private_key: bytes) -> bytes:
@@ -242,13 +272,30 @@ class PyodideProvider(StdlibPrimitives):
     def signing_key(
         self, scheme: SignatureScheme, private_key: bytes
     ) -> Callable[[bytes], bytes]:
-        return lambda message: self.sign(scheme, private_key, message)
+        """The key is checked and loaded once (for Ed25519, its expanded form), like the
+        CPython provider's: an invalid key raises here, not at the first signature."""
+        key = _private_key(scheme, private_key)
+        to_js = self._to_js
+        fn = self._signer(scheme.value, to_js(key))
+        if fn is None:
+            raise _invalid_private_key(scheme)
+
+        def sign(message: bytes) -> bytes:
+            result = fn(to_js(message))
+            if result is None:
+                raise _invalid_private_key(scheme)
+            out: bytes = result.to_bytes()
+            return out
+
+        return sign
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes
     ) -> bool:
         if scheme in _NIST and not _is_uncompressed_point(scheme, public_key):
             return False
-        to_js = self._to_js
-        ok = self._verify(scheme.value, to_js(public_key), to_js(message), to_js(signature))
+        ok = self._verify(
+            scheme.value, self._to_js(public_key + message + signature),
+            len(public_key), len(message),
+        )
         return ok is True
