@@ -162,6 +162,7 @@ class ChatApp:
         self.current = None
         self.view = None
         self.lines = {}
+        self._incoming = []
 
     def show_message(self, screen, title, text, state="locked", reload=False):
         set_state(state, screen)
