@@ -393,14 +393,18 @@ def burst_numbers(browser: Browser, origin: str, messages: int, runs: int
     wait(bob.page, lambda: last_text(bob.page) == ["warm-up 9"], "warm-up")
     per_burst = []
     for r in range(runs):
-        bob.page.evaluate("window.__longtasks = []")
+        bob.page.evaluate("window.__longtasks = []; window.__uiBatches = []")
         t0 = bob.page.evaluate("performance.now()")
         burst = [f"burst {r} {i}" for i in range(messages)]
         bot.send(conv, burst)
         wait(bob.page, active(bob.page, lambda b=burst: last_text(bob.page) == b[-1:]),
              "burst shown", timeout=600)
         t1 = bob.page.evaluate("performance.now()")
-        per_burst.append({**task_summary(long_tasks(bob.page, t0)), "shown_ms": t1 - t0})
+        batches = bob.page.evaluate("window.__uiBatches ?? []")
+        per_burst.append({**task_summary(long_tasks(bob.page, t0)), "shown_ms": t1 - t0,
+                          "batches": len(batches),
+                          "batch_max_events": max((n for n, _ in batches), default=0),
+                          "batch_max_ms": max((d for _, d in batches), default=0.0)})
     lines = bob.page.locator("#messages li.msg").count()
     bot.close()
     if bob.guard.offsite:
@@ -513,7 +517,8 @@ def burst_main(args: argparse.Namespace) -> None:
           "(goal: none over 50 ms)")
     for i, b in enumerate(res["bursts"]):
         print(f"  burst {i + 1}: {b['count']:3d} tasks, longest {b['max_ms']:4.0f} ms"
-              f"   (last line shown after {b['shown_ms']:.0f} ms)")
+              f"   (last line shown after {b['shown_ms']:.0f} ms; {b['batches']} UI batches,"
+              f" largest {b['batch_max_events']} events, slowest {b['batch_max_ms']:.0f} ms)")
     print(f"  lines in the conversation at the end: {res['lines_shown']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

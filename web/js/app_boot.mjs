@@ -49,7 +49,13 @@ function flushEvents() {
   flushDue = false;
   const batch = queued.splice(0, BATCH);
   if (queued.length) scheduleFlush();
-  if (batch.length) sink(`[${batch.join(",")}]`); // each item is a JSON text
+  if (!batch.length) return;
+  const t0 = performance.now();
+  sink(`[${batch.join(",")}]`); // each item is a JSON text
+  // For bench/bench_web.py: the size and the UI's time of the last batches.
+  const log = (globalThis.__uiBatches ??= []);
+  log.push([batch.length, performance.now() - t0]);
+  if (log.length > 1000) log.shift();
 }
 function scheduleFlush() {
   if (flushDue) return;
