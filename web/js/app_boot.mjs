@@ -40,7 +40,7 @@ window.addEventListener("error", (ev) => {
 // the sidebar) made main-thread tasks of over 100 ms; the UI now draws a batch once.
 // A batch is at most BATCH events, so one frame's work stays short however long the
 // queue; a hidden page gets no frames, so a timer flushes too.
-const BATCH = 25;
+const BATCH = 8;
 const queued = [];
 let sink = null;
 let flushDue = false;
