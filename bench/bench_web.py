@@ -2,6 +2,10 @@
 (issue 12 §4). Reported, never asserted.
 
     .venv/bin/python bench/bench_web.py [--runs 5] [--messages 100] [--history 10000]
+    .venv/bin/python bench/bench_web.py --only burst [--runs 5] [--messages 100]
+
+``--only burst`` runs just the burst part (one page, ``--runs`` bursts of ``--messages``
+into the open conversation; a few minutes instead of 20+).
 
 One run, one server (a real delivery server on a scratch PostgreSQL database), medians
 of ``--runs``:
@@ -375,6 +379,39 @@ def chat_numbers(browser: Browser, origin: str, messages: int, history: int
     return out
 
 
+def burst_numbers(browser: Browser, origin: str, messages: int, runs: int
+                  ) -> dict[str, Any]:
+    """Main-thread long tasks during ``runs`` bursts of ``messages`` incoming messages
+    into the open conversation (the burst part of :func:`chat_numbers` alone)."""
+    bob = person(browser, origin, "bob", block=False)
+    bob.context.add_init_script(OBSERVE)
+    sign_up(bob, origin)
+    bot = Bot(origin)
+    conv = bot.create("Burst", [bob.name])
+    select_conversation(bob.page, "Burst")
+    bot.send(conv, [f"warm-up {i}" for i in range(10)])
+    wait(bob.page, lambda: last_text(bob.page) == ["warm-up 9"], "warm-up")
+    per_burst = []
+    for r in range(runs):
+        bob.page.evaluate("window.__longtasks = []; window.__uiBatches = []")
+        t0 = bob.page.evaluate("performance.now()")
+        burst = [f"burst {r} {i}" for i in range(messages)]
+        bot.send(conv, burst)
+        wait(bob.page, active(bob.page, lambda b=burst: last_text(bob.page) == b[-1:]),
+             "burst shown", timeout=600)
+        t1 = bob.page.evaluate("performance.now()")
+        batches = bob.page.evaluate("window.__uiBatches ?? []")
+        per_burst.append({**task_summary(long_tasks(bob.page, t0)), "shown_ms": t1 - t0,
+                          "batches": len(batches),
+                          "batch_max_events": max((n for n, _ in batches), default=0),
+                          "batch_max_ms": max((d for _, d in batches), default=0.0)})
+    lines = bob.page.locator("#messages li.msg").count()
+    bot.close()
+    if bob.guard.offsite:
+        sys.exit(f"requests left the origin: {bob.guard.offsite}")
+    return {"bursts": per_burst, "lines_shown": lines}
+
+
 def mls_numbers() -> dict[str, float]:
     with serve(DIST) as origin, sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -393,7 +430,10 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=100)
     ap.add_argument("--history", type=int, default=10_000)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--only", choices=["burst"], help="run only this part")
     args = ap.parse_args()
+    if args.only == "burst":
+        return burst_main(args)
     load_before = os.getloadavg()
     build.build()
     pg = Postgres.start()
@@ -449,6 +489,39 @@ def main() -> None:
         print(f"  {k:24s} {v:8.2f} ms")
     if args.json:
         args.json.write_text(json.dumps({**res, "mls": mls}, indent=2))
+
+
+def burst_main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
+    build.build()
+    pg = Postgres.start()
+    db = f"bench_web_{secrets.token_hex(3)}"
+    url = pg.create_database(db)
+    server = ServerProcess({"DATABASE_URL": url, "STATIC_DIR": str(DIST)},
+                           log_dir=Path("/tmp")).start()
+    try:
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            res = burst_numbers(browser, server.base_url, args.messages, args.runs)
+            browser.close()
+    finally:
+        server.stop()
+        pg.drop_database(db)
+    res["load_average"] = {"before": load_before, "after": os.getloadavg(),
+                           "cpus": os.cpu_count()}
+    la = res["load_average"]
+    print(f"machine: {la['cpus']} CPUs, load average (1/5/15 min) "
+          f"{'/'.join(f'{x:.1f}' for x in la['before'])} before, "
+          f"{'/'.join(f'{x:.1f}' for x in la['after'])} after")
+    print(f"main-thread long tasks during bursts of {args.messages} incoming messages "
+          "(goal: none over 50 ms)")
+    for i, b in enumerate(res["bursts"]):
+        print(f"  burst {i + 1}: {b['count']:3d} tasks, longest {b['max_ms']:4.0f} ms"
+              f"   (last line shown after {b['shown_ms']:.0f} ms; {b['batches']} UI batches,"
+              f" largest {b['batch_max_events']} events, slowest {b['batch_max_ms']:.0f} ms)")
+    print(f"  lines in the conversation at the end: {res['lines_shown']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

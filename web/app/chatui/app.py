@@ -88,17 +88,33 @@ class ChatApp:
         self.restarted = False
         self.tz = dom_js.tz_offset_minutes() * 60
         self._sidebar_due = False
+        # Lines of the open conversation received in this batch, not yet on screen.
+        self._incoming = []
         for name in dir(ChatApp):
-            if name.startswith("on_") and name != "on_event":
+            if name.startswith("on_") and name not in ("on_event", "on_events"):
                 action(name[3:].replace("_", "-"))(getattr(self, name))
 
     # -- core life ------------------------------------------------------------------------
-    def on_event(self, text):
-        ev = json.loads(text)
-        kind, data = ev.get("event"), ev.get("data") or {}
-        handler = getattr(self, "ev_" + kind.replace("-", "_"), None)
-        if handler is not None:
-            handler(data)
+    def on_events(self, text):
+        """A batch of the core's events, in order (web/js/app_boot.mjs sends at most one
+        batch per frame). New lines of the open conversation are gathered and drawn
+        together (:meth:`flush_lines`) before any other event and at the end, and the
+        sidebar once: a burst costs one layout read, one DOM append, one mark-read."""
+        try:
+            for ev in json.loads(text):
+                kind, data = ev.get("event"), ev.get("data") or {}
+                if kind != "message":
+                    self.flush_lines()
+                handler = getattr(self, "ev_" + kind.replace("-", "_"), None)
+                if handler is not None:
+                    try:
+                        handler(data)
+                    except Exception as e:  # noqa: BLE001 - one bad event, not the batch
+                        print("UI event failed:", kind, repr(e))
+        finally:
+            self.flush_lines()
+            if self._sidebar_due:
+                self.render_sidebar()
 
     def ev_core(self, data):
         phase = data.get("phase")
@@ -146,6 +162,7 @@ class ChatApp:
         self.current = None
         self.view = None
         self.lines = {}
+        self._incoming = []
 
     def show_message(self, screen, title, text, state="locked", reload=False):
         set_state(state, screen)
@@ -425,17 +442,8 @@ class ChatApp:
             h("ul", {"class": "conv-list", "id": "conv-list"}, items)])
 
     def sidebar_soon(self):
-        """Coalesce sidebar updates (a burst of messages redraws it once)."""
-        if not self._sidebar_due:
-            self._sidebar_due = True
-
-            async def later():
-                import asyncio  # noqa: PLC0415 - MicroPython: only when needed
-                await asyncio.sleep_ms(50)
-                if self._sidebar_due:
-                    self.render_sidebar()
-
-            spawn(later())
+        """Redraw the sidebar once, at the end of the event batch."""
+        self._sidebar_due = True
 
     async def on_open(self, conv_id, _values):
         await self.open_conversation(conv_id)
@@ -635,14 +643,27 @@ class ChatApp:
                 return
             self.lines[m["local_id"]] = m
             self.view["messages"].append(m)
-            follow = dom_js.near_bottom("#messages")
-            append("#messages", self.line(m))
-            if follow or m.get("sender") == self.me["identity"]:
-                dom_js.scroll_bottom("#messages")
-            core_js.call("mark_read", json.dumps({"conversation": conv_id}))
+            self._incoming.append(m)
         elif m.get("kind") != "system" and not m.get("own"):
             conv["unread"] = (conv.get("unread") or 0) + 1
         self.sidebar_soon()
+
+    def flush_lines(self):
+        """Shows the gathered lines of the open conversation: one layout read (follow
+        the bottom only if it was there, or for an own line), one append, one
+        mark-read request."""
+        lines = self._incoming
+        if not lines:
+            return
+        self._incoming = []
+        if self.view is None or self.current is None:
+            return
+        follow = dom_js.near_bottom("#messages")
+        append("#messages", [self.line(m) for m in lines])
+        me = self.me["identity"]
+        if follow or any(m.get("sender") == me for m in lines):
+            dom_js.scroll_bottom("#messages")
+        core_js.call("mark_read", json.dumps({"conversation": self.current}))
 
     def ev_message_state(self, data):
         m = self.lines.get(data["local_id"])
@@ -977,5 +998,5 @@ class ChatApp:
 
 def start():
     app = ChatApp()
-    core_js.listen(app.on_event)
+    core_js.listen(app.on_events)
     return app
