@@ -311,13 +311,25 @@ def chat_numbers(browser: Browser, origin: str, messages: int, history: int
     def stats() -> dict[str, int]:
         return dict(worker.evaluate("globalThis.__vaultStats()"))
 
+    def settled() -> dict[str, int]:
+        """The worker's counters once its writes are done: a received line is shown
+        before its record is written, so the display alone does not mean the
+        writes are counted. Settled = unchanged over half a second."""
+        last = stats()
+        while True:
+            time.sleep(0.5)
+            now = stats()
+            if now == last:
+                return now
+            last = now
+
     def per_message(n: int) -> dict[str, float]:
-        before = stats()
+        before = settled()
         lines = [f"cost {secrets.token_hex(3)} {i}" for i in range(n)]
         bot.send(conv, lines)
         wait(bob.page, active(bob.page, lambda: last_text(bob.page) == lines[-1:]), "received",
              timeout=600)
-        after = stats()
+        after = settled()
         return {"writes": (after["puts"] - before["puts"]) / n,
                 "bytes": (after["putBytes"] - before["putBytes"]) / n}
 
@@ -325,13 +337,13 @@ def chat_numbers(browser: Browser, origin: str, messages: int, history: int
         """bob sends from the page; counted once the server acknowledged them all."""
         sent = "#messages li.msg.own .state[data-state='sent']"
         have = bob.page.locator(sent).count()
-        before = stats()
+        before = settled()
         for i in range(n):
             bob.page.fill("#composer-input", f"sent cost {i} {secrets.token_hex(3)}")
             bob.page.press("#composer-input", "Enter")
             wait(bob.page, lambda i=i: bob.page.locator(sent).count() == have + i + 1,
                  "sent", timeout=120)
-        after = stats()
+        after = settled()
         return {"writes": (after["puts"] - before["puts"]) / n,
                 "bytes": (after["putBytes"] - before["putBytes"]) / n}
 
