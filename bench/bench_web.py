@@ -436,16 +436,9 @@ def mls_numbers() -> dict[str, float]:
     return res
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--messages", type=int, default=100)
-    ap.add_argument("--history", type=int, default=10_000)
-    ap.add_argument("--json", type=Path, help="also write the numbers here")
-    ap.add_argument("--only", choices=["burst"], help="run only this part")
-    args = ap.parse_args()
-    if args.only == "burst":
-        return burst_main(args)
+def with_app(measure: Callable[[Browser, str], dict[str, Any]]) -> dict[str, Any]:
+    """Build the bundle, serve it with a server on a fresh database, run ``measure``
+    in Chromium against it, clean up, and print the machine's load around it."""
     load_before = os.getloadavg()
     build.build()
     pg = Postgres.start()
@@ -456,8 +449,7 @@ def main() -> None:
     try:
         with sync_playwright() as pw:
             browser = launch_chromium(pw)
-            res = start_numbers(browser, server.base_url, args.runs)
-            res |= chat_numbers(browser, server.base_url, args.messages, args.history)
+            res = measure(browser, server.base_url)
             browser.close()
     finally:
         server.stop()
@@ -468,6 +460,21 @@ def main() -> None:
     print(f"machine: {la['cpus']} CPUs, load average (1/5/15 min) "
           f"{'/'.join(f'{x:.1f}' for x in la['before'])} before, "
           f"{'/'.join(f'{x:.1f}' for x in la['after'])} after")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--messages", type=int, default=100)
+    ap.add_argument("--history", type=int, default=10_000)
+    ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--only", choices=["burst"], help="run only this part")
+    args = ap.parse_args()
+    if args.only == "burst":
+        return burst_main(args)
+    res = with_app(lambda browser, base: start_numbers(browser, base, args.runs)
+                   | chat_numbers(browser, base, args.messages, args.history))
     f, u, c = res["floor_ms"], res["usable_ms"], res["core_ready_ms"]
     print(f"start (medians of {args.runs})          cold        warm")
     print(f"  floor: bare Pyodide, 1 + 1    {f['cold']:7.0f} ms  {f['warm']:7.0f} ms")
@@ -504,27 +511,8 @@ def main() -> None:
 
 
 def burst_main(args: argparse.Namespace) -> None:
-    load_before = os.getloadavg()
-    build.build()
-    pg = Postgres.start()
-    db = f"bench_web_{secrets.token_hex(3)}"
-    url = pg.create_database(db)
-    server = ServerProcess({"DATABASE_URL": url, "STATIC_DIR": str(DIST)},
-                           log_dir=Path("/tmp")).start()
-    try:
-        with sync_playwright() as pw:
-            browser = launch_chromium(pw)
-            res = burst_numbers(browser, server.base_url, args.messages, args.runs)
-            browser.close()
-    finally:
-        server.stop()
-        pg.drop_database(db)
-    res["load_average"] = {"before": load_before, "after": os.getloadavg(),
-                           "cpus": os.cpu_count()}
-    la = res["load_average"]
-    print(f"machine: {la['cpus']} CPUs, load average (1/5/15 min) "
-          f"{'/'.join(f'{x:.1f}' for x in la['before'])} before, "
-          f"{'/'.join(f'{x:.1f}' for x in la['after'])} after")
+    res = with_app(lambda browser, base: burst_numbers(browser, base, args.messages,
+                                                       args.runs))
     print(f"main-thread long tasks during bursts of {args.messages} incoming messages "
           "(goal: none over 50 ms)")
     for i, b in enumerate(res["bursts"]):
