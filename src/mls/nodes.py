@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from .codec import Reader, Struct, Writer, read_u32, write_u32
@@ -22,15 +22,32 @@ class ParentNode(Struct):
     encryption_key: bytes
     parent_hash: bytes = b""
     unmerged_leaves: tuple[int, ...] = ()
+    # The node's encoding, made once: it goes into the tree hash (§7.8) of every
+    # tree sharing this node. Not compared; ``replace`` starts a copy without it.
+    _encoding: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def to_bytes(self) -> bytes:
+        """The ``ParentNode`` encoding (cached)."""
+        e = self._encoding
+        if e is None:
+            w = Writer()
+            w.opaque(self.encryption_key)
+            w.opaque(self.parent_hash)
+            w.vector(self.unmerged_leaves, write_u32)
+            e = w.getvalue()
+            object.__setattr__(self, "_encoding", e)
+        return e
 
     def encode(self, w: Writer) -> None:
-        w.opaque(self.encryption_key)
-        w.opaque(self.parent_hash)
-        w.vector(self.unmerged_leaves, write_u32)
+        w.write(self.to_bytes())
 
     @classmethod
     def decode(cls, r: Reader) -> ParentNode:
-        return cls(r.opaque(), r.opaque(), tuple(r.vector(read_u32)))
+        start = r.position
+        node = cls(r.opaque(), r.opaque(), tuple(r.vector(read_u32)))
+        # Varints are minimal on decode, so these bytes are the node's encoding.
+        object.__setattr__(node, "_encoding", r.since(start))
+        return node
 
 
 Node = LeafNode | ParentNode

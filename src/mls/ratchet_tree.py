@@ -154,9 +154,10 @@ class RatchetTree:
 
     def filtered_direct_path(self, leaf_index: int) -> list[int]:
         """Direct path minus nodes whose copath child has an empty resolution (§4.1.2)."""
+        res = self._resolution
         return [
             p for p, c in zip(self.direct_path(leaf_index), self.copath(leaf_index), strict=True)
-            if self.resolution(c)
+            if res(c)
         ]
 
     # -- tree hash (§7.8) -------------------------------------------------------
@@ -167,15 +168,16 @@ class RatchetTree:
         cached = self._hashes.get(x)
         if cached is not None:
             return cached
-        if x % 2 == 0:
-            leaf = self.nodes[x]
-            assert leaf is None or isinstance(leaf, LeafNode)
-            h = self.cs.hash(leaf_hash_input(x // 2, leaf))
+        node = self.nodes[x]
+        if x & 1 == 0:
+            assert node is None or isinstance(node, LeafNode)
+            h = self.cs.hash(leaf_hash_input(x >> 1, node))
         else:
-            node = self.nodes[x]
             assert node is None or isinstance(node, ParentNode)
+            # Children of x at level k: x -/+ 2**(k-1), k = trailing one bits of x.
+            half = ((x ^ (x + 1)) + 1) >> 2
             h = self.cs.hash(parent_hash_input_for_tree(
-                node, self.node_hash(tm.left(x)), self.node_hash(tm.right(x))))
+                node, self.node_hash(x - half), self.node_hash(x + half)))
         self._hashes[x] = h
         return h
 
@@ -301,17 +303,22 @@ class RatchetTree:
         return RatchetTree(self.cs, nodes)
 
     def merge_update_path(
-        self, leaf_index: int, leaf: LeafNode, path_keys: Sequence[bytes]
+        self, leaf_index: int, leaf: LeafNode, path_keys: Sequence[bytes], *,
+        path: Sequence[int] | None = None, hashes: Sequence[bytes] | None = None,
     ) -> RatchetTree:
         """Apply an UpdatePath's public part (§7.5): the new leaf, new keys with
         parent hashes on the filtered direct path, the rest of the path blanked.
         Checking the leaf's parent_hash against :meth:`path_parent_hashes` is
-        the caller's job."""
-        path = self.filtered_direct_path(leaf_index)
+        the caller's job. ``path`` (this tree's filtered direct path of the
+        leaf) and ``hashes`` (:meth:`path_parent_hashes` for ``path_keys``)
+        spare recomputing them when the caller already has them."""
+        if path is None:
+            path = self.filtered_direct_path(leaf_index)
         if len(path) != len(path_keys):
             raise ValidationError(
                 f"UpdatePath has {len(path_keys)} nodes, the filtered direct path {len(path)}")
-        hashes, _ = self.path_parent_hashes(leaf_index, path, path_keys)
+        if hashes is None:
+            hashes, _ = self.path_parent_hashes(leaf_index, path, path_keys)
         nodes = list(self.nodes)
         for p in self.direct_path(leaf_index):
             nodes[p] = None

@@ -1,28 +1,40 @@
-"""Tree hash inputs (RFC 9420 §7.8)."""
+"""Tree hash inputs (RFC 9420 §7.8).
+
+Built by concatenation rather than through a :class:`~mls.codec.Writer`: a
+tree hash computes one of these per node, so the fixed cost of each call
+matters (a join hashes the whole tree).
+"""
 
 from __future__ import annotations
 
-from .codec import Writer
+from .codec import encode_varint
 from .leaf_node import LeafNode
-from .nodes import NodeType, ParentNode
+from .nodes import ParentNode
+
+# node_type (§7.8) followed by the optional<> presence octet.
+_LEAF_PRESENT = b"\x01"
+_PARENT_BLANK = b"\x02\x00"
+_PARENT_PRESENT = b"\x02\x01"
+
+
+def _opaque(data: bytes) -> bytes:
+    n = len(data)
+    return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
 
 
 def leaf_hash_input(leaf_index: int, leaf: LeafNode | None) -> bytes:
     """``TreeHashInput`` for a leaf: node_type, leaf_index, optional<LeafNode>."""
-    w = Writer()
-    w.u8(NodeType.LEAF)
-    w.u32(leaf_index)
-    w.optional(leaf, lambda w2, n: n.encode(w2))
-    return w.getvalue()
+    head = b"\x01" + leaf_index.to_bytes(4, "big")
+    if leaf is None:
+        return head + b"\x00"
+    return head + _LEAF_PRESENT + leaf.content_bytes() + _opaque(leaf.signature)
 
 
 def parent_hash_input_for_tree(
     node: ParentNode | None, left_hash: bytes, right_hash: bytes
 ) -> bytes:
     """``TreeHashInput`` for a parent: optional<ParentNode>, left and right hashes."""
-    w = Writer()
-    w.u8(NodeType.PARENT)
-    w.optional(node, lambda w2, n: n.encode(w2))
-    w.opaque(left_hash)
-    w.opaque(right_hash)
-    return w.getvalue()
+    tail = _opaque(left_hash) + _opaque(right_hash)
+    if node is None:
+        return _PARENT_BLANK + tail
+    return _PARENT_PRESENT + node.to_bytes() + tail

@@ -113,11 +113,11 @@ def create_update_path(
         ps = next_path_secret(cs, ps)
     commit_secret = ps
     pubs = [pk for _, pk in keys]
-    _, leaf_ph = tree.path_parent_hashes(leaf_index, fdp, pubs)
+    node_phs, leaf_ph = tree.path_parent_hashes(leaf_index, fdp, pubs)
     leaf = replace(leaf_template, encryption_key=leaf_pub, leaf_node_source=LeafNodeSource.COMMIT,
                    lifetime=None, parent_hash=leaf_ph, signature=b"")
     leaf = leaf.signed(cs, signature_priv, group_id, leaf_index)
-    new_tree = tree.merge_update_path(leaf_index, leaf, pubs)
+    new_tree = tree.merge_update_path(leaf_index, leaf, pubs, path=fdp, hashes=node_phs)
     ctx = context_for(new_tree).serialize()
     copath = dict(zip(tree.direct_path(leaf_index), tree.copath(leaf_index), strict=True))
     nodes = []
@@ -139,22 +139,28 @@ def create_update_path(
 
 
 def verify_path_leaf(
-    cs: CipherSuite, tree: RatchetTree, sender: int, path: UpdatePath, group_id: bytes
-) -> None:
-    """Checks on an UpdatePath's leaf before it is merged (§7.3, §7.9.2, §12.4.2)."""
+    cs: CipherSuite, tree: RatchetTree, sender: int, path: UpdatePath, group_id: bytes,
+    fdp: list[int] | None = None,
+) -> list[bytes]:
+    """Checks on an UpdatePath's leaf before it is merged (§7.3, §7.9.2, §12.4.2).
+    Returns the parent hashes of the path's nodes (for merging it); ``fdp`` is
+    the sender's filtered direct path in ``tree`` when the caller has it."""
     leaf = path.leaf_node
     if leaf.leaf_node_source != LeafNodeSource.COMMIT:
         raise ValidationError("UpdatePath leaf_node_source must be commit (§12.4.2)")
-    fdp = tree.filtered_direct_path(sender)
+    if fdp is None:
+        fdp = tree.filtered_direct_path(sender)
     if len(fdp) != len(path.nodes):
         raise ValidationError(
             f"UpdatePath has {len(path.nodes)} nodes but the filtered direct path has "
             f"{len(fdp)} (§12.4.2)")
-    _, expected = tree.path_parent_hashes(sender, fdp, [n.encryption_key for n in path.nodes])
+    hashes, expected = tree.path_parent_hashes(sender, fdp,
+                                               [n.encryption_key for n in path.nodes])
     if leaf.parent_hash != expected:
         raise ValidationError("UpdatePath leaf parent_hash does not match the path (§7.9.2)")
     if not leaf.verify(cs, group_id, sender):
         raise SignatureError("UpdatePath leaf node signature is invalid (§7.3)")
+    return hashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,17 +179,23 @@ def apply_update_path(
     private: TreeKemPrivate,
     context_for: ContextFor,
     exclude: frozenset[int] = frozenset(),
+    fdp: list[int] | None = None,
+    parent_hashes: list[bytes] | None = None,
 ) -> AppliedPath:
-    """Merge ``path`` from ``sender`` and decrypt our path secret (§7.5)."""
+    """Merge ``path`` from ``sender`` and decrypt our path secret (§7.5).
+    ``fdp`` and ``parent_hashes`` (from :func:`verify_path_leaf`) spare
+    recomputing the sender's filtered direct path and the path's parent hashes."""
     me = private.leaf_index
     if me == sender:
         raise ValidationError("cannot process one's own UpdatePath")
-    fdp = tree.filtered_direct_path(sender)
+    if fdp is None:
+        fdp = tree.filtered_direct_path(sender)
     if len(fdp) != len(path.nodes):
         raise ValidationError(
             f"UpdatePath has {len(path.nodes)} nodes but the filtered direct path has {len(fdp)}")
     new_tree = tree.merge_update_path(sender, path.leaf_node,
-                                      [n.encryption_key for n in path.nodes])
+                                      [n.encryption_key for n in path.nodes],
+                                      path=fdp, hashes=parent_hashes)
     ctx = context_for(new_tree).serialize()
     copath = dict(zip(tree.direct_path(sender), tree.copath(sender), strict=True))
     lca = tm.common_ancestor(2 * sender, 2 * me)

@@ -299,15 +299,20 @@ class Receiver(GroupBase):
             check_leaf_node(cs, commit.path.leaf_node, LeafNodeSource.COMMIT, tree,
                             prov.extensions, self.config, group_id=st.context.group_id,
                             leaf_index=sender_leaf, replacing=sender_leaf, check_signature=False)
-            check_update_path(tree, sender_leaf, commit.path,
-                              frozenset(i for i, _ in prov.added), external)
-            verify_path_leaf(cs, tree, sender_leaf, commit.path, st.context.group_id)
+            # The sender's filtered direct path and the path's parent hashes are
+            # computed once and shared by the checks and the merge.
+            added = frozenset(i for i, _ in prov.added)
+            fdp = tree.filtered_direct_path(sender_leaf)
+            check_update_path(tree, sender_leaf, commit.path, added, external, fdp=fdp)
+            hashes = verify_path_leaf(cs, tree, sender_leaf, commit.path, st.context.group_id,
+                                      fdp)
             if removed_self:
                 tree = tree.merge_update_path(sender_leaf, commit.path.leaf_node,
-                                              [n.encryption_key for n in commit.path.nodes])
+                                              [n.encryption_key for n in commit.path.nodes],
+                                              path=fdp, hashes=hashes)
             else:
                 applied = apply_update_path(cs, tree, sender_leaf, commit.path, private,
-                                            context_for, frozenset(i for i, _ in prov.added))
+                                            context_for, added, fdp, hashes)
                 tree, private, commit_secret = applied.tree, applied.private, applied.commit_secret
         nxt = next_epoch(st, prov, ac, tree, private, commit_secret, init_secret, self.config)
         if not removed_self:

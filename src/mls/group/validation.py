@@ -224,13 +224,16 @@ def check_tree_on_join(
 
 
 def check_update_path(
-    tree: RatchetTree, sender: int, path: UpdatePath, added: frozenset[int], external: bool
+    tree: RatchetTree, sender: int, path: UpdatePath, added: frozenset[int], external: bool,
+    *, fdp: list[int] | None = None,
 ) -> None:
     """The shape and keys of a received UpdatePath against the tree the commit's
     proposals produced (§7.6, §12.4.2): one node per filtered direct path node,
     one ciphertext per node of each copath resolution, a new leaf encryption key
-    and no public key that already appears in the tree."""
-    fdp = tree.filtered_direct_path(sender)
+    and no public key that already appears in the tree. ``fdp`` is the sender's
+    filtered direct path in ``tree`` when the caller already has it."""
+    if fdp is None:
+        fdp = tree.filtered_direct_path(sender)
     if len(fdp) != len(path.nodes):
         raise ValidationError(
             f"UpdatePath has {len(path.nodes)} nodes but the filtered direct path has "
