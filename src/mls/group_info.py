@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .codec import Reader, Struct, Writer
 from .crypto import CipherSuite
@@ -19,6 +19,10 @@ class GroupInfo(Struct):
     confirmation_tag: bytes
     signer: int
     signature: bytes = b""
+    # The GroupInfoTBS as received: a joiner checks the signature over it
+    # without re-encoding the tree in the extensions. Not compared; ``replace``
+    # starts a copy without it.
+    _tbs: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def _encode_tbs(self, w: Writer) -> None:
         self.group_context.encode(w)
@@ -32,12 +36,23 @@ class GroupInfo(Struct):
 
     @classmethod
     def decode(cls, r: Reader) -> GroupInfo:
-        return cls(GroupContext.decode(r), read_extensions(r), r.opaque(), r.u32(), r.opaque())
+        start = r.position
+        ctx, extensions = GroupContext.decode(r), read_extensions(r)
+        tag, signer = r.opaque(), r.u32()
+        # Every field has a single (minimal) encoding: these bytes are the TBS.
+        tbs = r.since(start)
+        gi = cls(ctx, extensions, tag, signer, r.opaque())
+        object.__setattr__(gi, "_tbs", tbs)
+        return gi
 
     def tbs(self) -> bytes:
-        w = Writer()
-        self._encode_tbs(w)
-        return w.getvalue()
+        t = self._tbs
+        if t is None:
+            w = Writer()
+            self._encode_tbs(w)
+            t = w.getvalue()
+            object.__setattr__(self, "_tbs", t)
+        return t
 
     def signed(self, cs: CipherSuite, signature_priv: bytes) -> GroupInfo:
         return replace(self, signature=cs.sign_with_label(signature_priv, b"GroupInfoTBS",

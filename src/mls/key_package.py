@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from .codec import Reader, Struct, Writer
 from .crypto import CipherSuite
@@ -28,6 +28,10 @@ class KeyPackage(Struct):
     leaf_node: LeafNode
     extensions: tuple[Extension, ...] = ()
     signature: bytes = b""
+    # The KeyPackageTBS encoding, made once: it goes into the signature check,
+    # the KeyPackageRef and every Welcome or commit carrying the KeyPackage.
+    # Not compared; ``replace`` starts a copy without it.
+    _tbs: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def _encode_tbs(self, w: Writer) -> None:
         w.u16(self.version)
@@ -37,22 +41,35 @@ class KeyPackage(Struct):
         write_extensions(w, self.extensions)
 
     def encode(self, w: Writer) -> None:
-        self._encode_tbs(w)
+        w.write(self.tbs())
         w.opaque(self.signature)
 
     @classmethod
     def decode(cls, r: Reader) -> KeyPackage:
-        return cls(r.u16(), r.u16(), r.opaque(), LeafNode.decode(r), read_extensions(r),
-                   r.opaque())
+        start = r.position
+        version, suite, init_key = r.u16(), r.u16(), r.opaque()
+        leaf, extensions = LeafNode.decode(r), read_extensions(r)
+        # Every field has a single (minimal) encoding: these bytes are the TBS.
+        tbs = r.since(start)
+        kp = cls(version, suite, init_key, leaf, extensions, r.opaque())
+        object.__setattr__(kp, "_tbs", tbs)
+        return kp
 
     def tbs(self) -> bytes:
-        w = Writer()
-        self._encode_tbs(w)
-        return w.getvalue()
+        """``KeyPackageTBS`` (§10), encoded once."""
+        t = self._tbs
+        if t is None:
+            w = Writer()
+            self._encode_tbs(w)
+            t = w.getvalue()
+            object.__setattr__(self, "_tbs", t)
+        return t
 
     def signed(self, cs: CipherSuite, signature_priv: bytes) -> KeyPackage:
-        return replace(self, signature=cs.sign_with_label(signature_priv, b"KeyPackageTBS",
-                                                          self.tbs()))
+        tbs = self.tbs()
+        kp = replace(self, signature=cs.sign_with_label(signature_priv, b"KeyPackageTBS", tbs))
+        object.__setattr__(kp, "_tbs", tbs)  # the signature is not part of the TBS
+        return kp
 
     def verify_signature(self, cs: CipherSuite) -> bool:
         return cs.verify_with_label(self.leaf_node.signature_key, b"KeyPackageTBS", self.tbs(),

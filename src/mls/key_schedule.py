@@ -35,29 +35,46 @@ def joiner_secret(
     return cs.expand_with_label(prk, b"joiner", context.serialize(), cs.hash_length)
 
 
+def derive_secret_info(label: bytes, nh: int) -> bytes:
+    """The HKDF-Expand ``info`` of DeriveSecret(secret, label) (§5.1), with the
+    single block counter appended: ``KDFLabel{Nh, "MLS 1.0 " + label, ""} || 0x01``."""
+    full = b"MLS 1.0 " + label
+    return nh.to_bytes(2, "big") + bytes((len(full),)) + full + b"\x00\x01"
+
+
+_EPOCH_LABELS = (b"sender data", b"encryption", b"exporter", b"authentication", b"external",
+                 b"confirm", b"membership", b"resumption", b"init")
+#: Read-only: per hash length, the DeriveSecret inputs of the epoch secrets (§8).
+_EPOCH_INFOS = {nh: tuple(derive_secret_info(label, nh) for label in _EPOCH_LABELS)
+                for nh in (32, 48, 64)}
+_WELCOME_INFOS = {nh: derive_secret_info(b"welcome", nh) for nh in (32, 48, 64)}
+
+
 def from_joiner(
     cs: CipherSuite, joiner: bytes, psk_secret: bytes, context: GroupContext
 ) -> EpochSecrets:
     """Everything after ``joiner_secret``: what a Welcome recipient computes."""
+    nh = cs.hash_length
     member = cs.extract(joiner, psk_secret)
-    epoch = cs.expand_with_label(member, b"epoch", context.serialize(), cs.hash_length)
-
-    def d(label: bytes) -> bytes:
-        return cs.derive_secret(epoch, label)
-
+    epoch = cs.expand_with_label(member, b"epoch", context.serialize(), nh)
+    # DeriveSecret is one HKDF-Expand block (Nh <= hash size): one HMAC over a
+    # constant info per label, computed here without the generic layers.
+    mac = cs.mac
+    (sender_data, encryption, exporter, authentication, external, confirm, membership,
+     resumption, init) = (mac(epoch, info)[:nh] for info in _EPOCH_INFOS[nh])
     return EpochSecrets(
         joiner_secret=joiner,
-        welcome_secret=cs.derive_secret(member, b"welcome"),
+        welcome_secret=mac(member, _WELCOME_INFOS[nh])[:nh],
         epoch_secret=epoch,
-        sender_data_secret=d(b"sender data"),
-        encryption_secret=d(b"encryption"),
-        exporter_secret=d(b"exporter"),
-        epoch_authenticator=d(b"authentication"),
-        external_secret=d(b"external"),
-        confirmation_key=d(b"confirm"),
-        membership_key=d(b"membership"),
-        resumption_psk=d(b"resumption"),
-        init_secret=d(b"init"),
+        sender_data_secret=sender_data,
+        encryption_secret=encryption,
+        exporter_secret=exporter,
+        epoch_authenticator=authentication,
+        external_secret=external,
+        confirmation_key=confirm,
+        membership_key=membership,
+        resumption_psk=resumption,
+        init_secret=init,
     )
 
 

@@ -17,6 +17,7 @@ from .commit import HPKECiphertext, UpdatePath, UpdatePathNode
 from .crypto import CipherSuite
 from .errors import DecryptionError, SignatureError, ValidationError
 from .group_context import GroupContext
+from .key_schedule import derive_secret_info
 from .leaf_node import LeafNode, LeafNodeSource
 from .nodes import ParentNode
 from .ratchet_tree import RatchetTree
@@ -61,13 +62,21 @@ class TreeKemPrivate:
         return TreeKemPrivate(self.leaf_index, keep)
 
 
+# Read-only: the constant HKDF inputs of DeriveSecret(_, "node") and (_, "path").
+_NODE_INFO = {nh: derive_secret_info(b"node", nh) for nh in (32, 48, 64)}
+_PATH_INFO = {nh: derive_secret_info(b"path", nh) for nh in (32, 48, 64)}
+
+
 def node_key_pair(cs: CipherSuite, path_secret: bytes) -> tuple[bytes, bytes]:
     """node_secret = DeriveSecret(path_secret, "node"); DeriveKeyPair (§7.4)."""
-    return cs.derive_key_pair(cs.derive_secret(path_secret, b"node"))
+    nh = cs.hash_length
+    return cs.derive_key_pair(cs.mac(path_secret, _NODE_INFO[nh])[:nh])
 
 
 def next_path_secret(cs: CipherSuite, path_secret: bytes) -> bytes:
-    return cs.derive_secret(path_secret, b"path")
+    """path_secret[n+1] = DeriveSecret(path_secret[n], "path") (§7.4)."""
+    nh = cs.hash_length
+    return cs.mac(path_secret, _PATH_INFO[nh])[:nh]
 
 
 def check_private_matches(cs: CipherSuite, tree: RatchetTree, priv: TreeKemPrivate) -> bool:

@@ -109,19 +109,22 @@ def apply_proposals(
             prov.removed.append((p.removed, old))
             tree = tree.remove_leaf(p.removed)
     members: MemberIndex | None = None
+    # One Add walks the members once; an index of them pays off from two on.
+    index_members = sum(isinstance(e.proposal, Add) for e in entries) > 1
     for e in entries:
         p = e.proposal
         if isinstance(p, Add):
             # check_proposal_list already verified the KeyPackage and its leaf's
             # signatures; here the leaf is checked against the group it joins
             # (members added by earlier Adds included).
-            if members is None:
+            if members is None and index_members:
                 members = MemberIndex(tree)
             check_leaf_node(cs, p.key_package.leaf_node, LeafNodeSource.KEY_PACKAGE, tree,
                             prov.extensions, config, group_id=None, leaf_index=None,
                             check_signature=False, members=members)
             tree, index = tree.add_leaf(p.key_package.leaf_node)
-            members.add(p.key_package.leaf_node)
+            if members is not None:
+                members.add(p.key_package.leaf_node)
             prov.added.append((index, p.key_package))
     for e in entries:
         p = e.proposal

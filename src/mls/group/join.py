@@ -162,7 +162,11 @@ def join_from_welcome(
     secrets, gi = opened.secrets, opened.group_info
     ctx = gi.group_context
     tree = verified_tree(cs, gi, ratchet_tree, config)
-    my_leaf = next((i for i, leaf in tree.leaves() if leaf == kp.leaf_node), None)
+    mine = kp.leaf_node
+    # The encryption key first: a cheap test that fails for every other leaf
+    # (the tree has no duplicate keys) before the full comparison.
+    my_leaf = next((i for i, leaf in tree.leaves()
+                    if leaf.encryption_key == mine.encryption_key and leaf == mine), None)
     if my_leaf is None:
         raise ValidationError("our KeyPackage's leaf is not in the tree (§12.4.3.1)")
     if secrets.path_secret is not None:

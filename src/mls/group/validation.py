@@ -377,10 +377,13 @@ def check_proposal_list(
                     "(§12.4.3.2)")
     # (An ExternalInit in a regular commit already failed the sender rule above, §12.2.)
     # Adds: valid KeyPackages, no duplicates among themselves or with members that stay.
-    staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
+    # The members that stay, gathered only when a check below needs them.
+    staying: dict[int, LeafNode] | None = None
     for p, _ in proposals:
         if not isinstance(p, Add):
             continue
+        if staying is None:
+            staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
         leaf = p.key_package.leaf_node
         kp = p.key_package
         check_key_package(cs, kp, config.clock() if config.clock is not None else None,
@@ -396,6 +399,8 @@ def check_proposal_list(
     # Every member that stays must support each non-default proposal type.
     for p, _ in proposals:
         if p.TYPE not in ProposalType.DEFAULT:
+            if staying is None:
+                staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
             for i, leaf in staying.items():
                 if p.TYPE not in leaf.capabilities.proposals:
                     raise ValidationError(f"member {i} does not support proposal type {p.TYPE}")
