@@ -28,6 +28,10 @@ class LeafNodeSource(IntEnum):
     COMMIT = 3
 
 
+#: Read-only: decoding looks the source up here instead of calling the enum.
+_SOURCES = {int(s): s for s in LeafNodeSource}
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities(Struct):
     """What a client supports (RFC 9420 §7.2)."""
@@ -137,15 +141,14 @@ class LeafNode(Struct):
         credential = Credential.decode(r)
         capabilities = Capabilities.decode(r)
         src = r.u8()
-        try:
-            source = LeafNodeSource(src)
-        except ValueError:
-            raise DecodeError(f"unknown leaf_node_source {src}") from None
+        source = _SOURCES.get(src)
+        if source is None:
+            raise DecodeError(f"unknown leaf_node_source {src}")
         lifetime = None
         parent_hash = b""
-        if source == LeafNodeSource.KEY_PACKAGE:
-            lifetime = Lifetime.decode(r)
-        elif source == LeafNodeSource.COMMIT:
+        if source is LeafNodeSource.KEY_PACKAGE:
+            lifetime = Lifetime(r.u64(), r.u64())
+        elif source is LeafNodeSource.COMMIT:
             parent_hash = r.opaque()
         extensions = read_extensions(r)
         # Every field above has a single (minimal) encoding, so these bytes are

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from . import tree_math as tm
-from .codec import Reader
+from .codec import Reader, encode_varint
 from .crypto import CipherSuite
 from .errors import DecodeError, ValidationError
 from .leaf_node import LeafNode
@@ -162,7 +162,37 @@ class RatchetTree:
 
     # -- tree hash (§7.8) -------------------------------------------------------
     def tree_hash(self) -> bytes:
-        return self.node_hash(self.root)
+        root = self.root
+        h = self._hashes.get(root)
+        if h is not None:
+            return h
+        if not self._hashes:
+            self._hash_all()  # a new tree (decoded, or grown): hash it level by level
+        return self.node_hash(root)
+
+    def _hash_all(self) -> None:
+        """Fill the tree-hash cache bottom-up without recursion: what
+        :meth:`node_hash` computes, for every node at once (§7.8)."""
+        hash_ = self.cs.hash
+        nodes = self.nodes
+        width = len(nodes)
+        out = self._hashes
+        for x in range(0, width, 2):
+            leaf = nodes[x]
+            assert leaf is None or isinstance(leaf, LeafNode)
+            out[x] = hash_(leaf_hash_input(x >> 1, leaf))
+        # Every child hash has the suite's hash length: one length prefix for all.
+        prefix = encode_varint(len(out[0]))
+        k = 1
+        while (1 << k) - 1 < width:
+            half = 1 << (k - 1)
+            for x in range((1 << k) - 1, width, 1 << (k + 1)):
+                node = nodes[x]
+                assert node is None or isinstance(node, ParentNode)
+                # TreeHashInput of a parent (§7.8), as parent_hash_input_for_tree builds it.
+                head = b"\x02\x00" if node is None else b"\x02\x01" + node.to_bytes()
+                out[x] = hash_(head + prefix + out[x - half] + prefix + out[x + half])
+            k += 1
 
     def node_hash(self, x: int) -> bytes:
         cached = self._hashes.get(x)
@@ -249,31 +279,46 @@ class RatchetTree:
     # -- edits (§7.7, §12.1) -------------------------------------------------------
     def add_leaf(self, leaf: LeafNode) -> tuple[RatchetTree, int]:
         """Insert at the leftmost blank leaf, extending the tree if full (§7.7)."""
-        nodes = list(self.nodes)
-        index = None
-        for i in range(self._blank_hint, self.n_leaves):
-            if nodes[2 * i] is None:
-                index = i
-                break
-        if index is None:
-            index = self.n_leaves
-            nodes += [None] * len(nodes) + [None]  # double: n leaves -> 2n leaves
-            nodes[2 * index] = leaf
-            tree = RatchetTree(self.cs, nodes)
-        else:
-            nodes[2 * index] = leaf
-            tree = self._derive(nodes, [2 * index])
-        n = tree.n_leaves
-        for p in tm.direct_path(2 * index, n):
-            node = tree.nodes[p]
-            if node is not None:
-                assert isinstance(node, ParentNode)
-                tree.nodes[p] = ParentNode(
-                    node.encryption_key, node.parent_hash, (*node.unmerged_leaves, index))
-                tree._hashes.pop(p, None)
-                tree._res.pop(p, None)
-        tree._blank_hint = index + 1
+        tree, (index,) = self.add_leaves([leaf])
         return tree, index
+
+    def add_leaves(self, leaves: Sequence[LeafNode]) -> tuple[RatchetTree, list[int]]:
+        """:meth:`add_leaf` for each of ``leaves`` in order (§7.7, §12.1.1), on
+        one copy of the tree: a commit adding many members copies the node
+        list and caches once, not once per member."""
+        nodes = list(self.nodes)
+        hint = self._blank_hint
+        grown = False
+        changed: list[int] = []
+        indices: list[int] = []
+        for leaf in leaves:
+            n = len(nodes) // 2 + 1
+            index = None
+            for i in range(hint, n):
+                if nodes[2 * i] is None:
+                    index = i
+                    break
+            if index is None:
+                index = n
+                nodes += [None] * len(nodes) + [None]  # double: n leaves -> 2n leaves
+                grown = True
+                n *= 2
+            nodes[2 * index] = leaf
+            # The new leaf is unmerged at every non-blank parent above it (§7.7).
+            for p in tm.direct_path(2 * index, n):
+                node = nodes[p]
+                if node is not None:
+                    assert isinstance(node, ParentNode)
+                    nodes[p] = ParentNode(
+                        node.encryption_key, node.parent_hash, (*node.unmerged_leaves, index))
+            hint = index + 1
+            changed.append(2 * index)
+            indices.append(index)
+        # A grown tree starts with empty caches; otherwise the changed leaves'
+        # direct paths (which hold every parent edited above) are invalidated.
+        tree = RatchetTree(self.cs, nodes) if grown else self._derive(nodes, changed)
+        tree._blank_hint = hint
+        return tree, indices
 
     def blank_path(self, leaf_index: int, keep_leaf: LeafNode | None) -> RatchetTree:
         """Set the leaf (or blank it) and blank its direct path."""

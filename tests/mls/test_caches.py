@@ -68,7 +68,7 @@ def test_tree_caches_survive_random_edits() -> None:
     kinds: dict[str, int] = {}
     for _ in range(300):
         members = [i for i, _ in tree.leaves()]
-        op = rng.choice(["add", "add", "update", "remove", "path", "path", "hash"])
+        op = rng.choice(["add", "add", "adds", "update", "remove", "path", "path", "hash"])
         if op == "remove" and len(members) < 2:
             op = "add"
         kinds[op] = kinds.get(op, 0) + 1
@@ -78,6 +78,15 @@ def test_tree_caches_survive_random_edits() -> None:
             _, want = RatchetTree(tree.cs, list(tree.nodes)).add_leaf(new)
             tree, got = tree.add_leaf(new)
             assert got == want, "add_leaf must fill the leftmost blank leaf (§7.7)"
+        elif op == "adds":  # a commit's Adds in one edit: as if added one by one
+            new_leaves = [leaf(rng, LeafNodeSource.KEY_PACKAGE) for _ in range(rng.randint(1, 6))]
+            one_by_one = RatchetTree(tree.cs, list(tree.nodes))
+            wants = []
+            for new in new_leaves:
+                one_by_one, i = one_by_one.add_leaf(new)
+                wants.append(i)
+            tree, gots = tree.add_leaves(new_leaves)
+            assert gots == wants and tree.nodes == one_by_one.nodes
         elif op == "update":
             tree = tree.update_leaf(rng.choice(members), leaf(rng, LeafNodeSource.UPDATE))
         elif op == "remove":

@@ -108,24 +108,35 @@ def apply_proposals(
                 raise ValidationError(f"Remove targets blank leaf {p.removed} (§12.1.3)")
             prov.removed.append((p.removed, old))
             tree = tree.remove_leaf(p.removed)
-    members: MemberIndex | None = None
-    # One Add walks the members once; an index of them pays off from two on.
-    index_members = sum(isinstance(e.proposal, Add) for e in entries) > 1
-    for e in entries:
-        p = e.proposal
-        if isinstance(p, Add):
-            # check_proposal_list already verified the KeyPackage and its leaf's
-            # signatures; here the leaf is checked against the group it joins
-            # (members added by earlier Adds included).
-            if members is None and index_members:
-                members = MemberIndex(tree)
-            check_leaf_node(cs, p.key_package.leaf_node, LeafNodeSource.KEY_PACKAGE, tree,
-                            prov.extensions, config, group_id=None, leaf_index=None,
-                            check_signature=False, members=members)
-            tree, index = tree.add_leaf(p.key_package.leaf_node)
-            if members is not None:
-                members.add(p.key_package.leaf_node)
-            prov.added.append((index, p.key_package))
+    adds = [e.proposal for e in entries if isinstance(e.proposal, Add)]
+    if len(adds) == 1:  # one Add: a walk over the members is cheapest
+        kp = adds[0].key_package
+        check_leaf_node(cs, kp.leaf_node, LeafNodeSource.KEY_PACKAGE, tree, prov.extensions,
+                        config, group_id=None, leaf_index=None, check_signature=False)
+        tree, index = tree.add_leaf(kp.leaf_node)
+        prov.added.append((index, kp))
+    elif adds:
+        # check_proposal_list already verified the KeyPackages and their leaves'
+        # signatures; here each leaf is checked against the group it joins,
+        # members added by earlier Adds included, through an index of the
+        # members; the leaves then go into the tree in one edit.
+        members = MemberIndex(tree)
+        indices: list[int] = []
+        for i, p in enumerate(adds):
+            leaf = p.key_package.leaf_node
+            if not members.fits(leaf):
+                # About to fail: give the walk (which names the member at
+                # fault) the tree with the earlier Adds in it.
+                earlier = [a.key_package.leaf_node for a in adds[len(indices):i]]
+                tree, placed = tree.add_leaves(earlier)
+                indices += placed
+            check_leaf_node(cs, leaf, LeafNodeSource.KEY_PACKAGE, tree, prov.extensions,
+                            config, group_id=None, leaf_index=None, check_signature=False,
+                            members=members)
+            members.add(leaf)
+        tree, placed = tree.add_leaves([a.key_package.leaf_node for a in adds[len(indices):]])
+        indices += placed
+        prov.added.extend((index, p.key_package) for index, p in zip(indices, adds, strict=True))
     for e in entries:
         p = e.proposal
         if isinstance(p, PreSharedKey):

@@ -58,13 +58,17 @@ def check_group_extensions(
     """A GroupContext extension list: unique types, supported by every member (§12.1.7)."""
     check_unique_extensions(tuple(extensions), "GroupContext")
     req = required_capabilities(extensions)
+    # Default extension types need no support (§7.2): with none other and no
+    # required capabilities, every member passes.
+    special = [e.extension_type for e in extensions
+               if e.extension_type not in ExtensionType.DEFAULT]
+    if not special and req is None:
+        return
     for i, leaf in tree.leaves():
-        for e in extensions:
-            if (e.extension_type not in ExtensionType.DEFAULT
-                    and e.extension_type not in leaf.capabilities.extensions):
+        for t in special:
+            if t not in leaf.capabilities.extensions:
                 raise ValidationError(
-                    f"member {i} does not support group extension 0x{e.extension_type:04x} "
-                    "(§12.1.7)")
+                    f"member {i} does not support group extension 0x{t:04x} (§12.1.7)")
         if not supports_required(leaf.capabilities, req):
             raise ValidationError(
                 f"member {i} does not support the group's required capabilities (§11.1)")
