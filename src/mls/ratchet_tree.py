@@ -15,7 +15,13 @@ from .codec import Reader, encode_varint
 from .crypto import CipherSuite
 from .errors import DecodeError, ValidationError
 from .leaf_node import LeafNode
-from .nodes import Node, ParentNode, decode_tree_nodes, encode_tree_nodes
+from .nodes import (
+    Node,
+    ParentNode,
+    decode_tree_nodes,
+    decode_tree_nodes_fast,
+    encode_tree_nodes,
+)
 from .parent_hash import parent_hash_input
 from .tree_hash import leaf_hash_input, parent_hash_input_for_tree
 
@@ -68,9 +74,11 @@ class RatchetTree:
     @classmethod
     def decode(cls, cs: CipherSuite, data: bytes) -> RatchetTree:
         """Decode ``optional<Node> ratchet_tree<V>`` (RFC 9420 §12.4.3.3)."""
-        r = Reader(data)
-        nodes = decode_tree_nodes(r)
-        r.finish("ratchet_tree")
+        nodes = decode_tree_nodes_fast(data)
+        if nodes is None:  # the Reader decodes (or names what is wrong)
+            r = Reader(data)
+            nodes = decode_tree_nodes(r)
+            r.finish("ratchet_tree")
         if not nodes:
             raise DecodeError("ratchet tree is empty")
         return cls.from_nodes(cs, nodes)

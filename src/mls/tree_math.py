@@ -24,7 +24,8 @@ def node_width(n: int) -> int:
 
 
 def root(n: int) -> int:
-    return (1 << log2(node_width(n))) - 1
+    # (1 << log2(node_width(n))) - 1, without the calls: this runs for every path.
+    return (1 << ((2 * n - 1).bit_length() - 1)) - 1 if n > 0 else 0
 
 
 def left(x: int) -> int:
@@ -68,10 +69,10 @@ def node_to_leaf(x: int) -> int:
 
 def direct_path(x: int, n: int) -> list[int]:
     """Parents of ``x`` up to and including the root (RFC 9420 §4.1)."""
-    r = root(n)
+    r = (1 << ((2 * n - 1).bit_length() - 1)) - 1 if n > 0 else 0  # root(n)
     d: list[int] = []
-    # parent() inlined: this runs for every tree edit and path.
-    k = level(x)
+    # parent() and level() inlined: this runs for every tree edit and path.
+    k = (~x & (x + 1)).bit_length() - 1
     while x != r:
         x = (x | (1 << k)) ^ (((x >> (k + 1)) & 1) << (k + 1))
         k += 1
@@ -81,9 +82,9 @@ def direct_path(x: int, n: int) -> list[int]:
 
 def copath(x: int, n: int) -> list[int]:
     """Siblings of ``x`` and of its ancestors below the root."""
-    r = root(n)
+    r = (1 << ((2 * n - 1).bit_length() - 1)) - 1 if n > 0 else 0  # root(n)
     d: list[int] = []
-    k = level(x)
+    k = (~x & (x + 1)).bit_length() - 1  # level(x)
     while x != r:
         # The sibling of a node at level k differs from it in bit k + 1.
         d.append(x ^ (1 << (k + 1)))
