@@ -64,11 +64,27 @@ class Welcome(Struct):
         return None
 
 
+def welcome_encrypt_context(encrypted_group_info: bytes) -> bytes:
+    """The HPKE ``info`` of EncryptWithLabel(init_key, "Welcome",
+    encrypted_group_info, ...) (§5.1.3, §12.4.3.1): ``EncryptContext``. The
+    same for every new member of a Welcome, so it is encoded once."""
+    w = Writer()
+    w.opaque(b"MLS 1.0 Welcome")
+    w.opaque(encrypted_group_info)
+    return w.getvalue()
+
+
 def seal_group_secrets(
-    cs: CipherSuite, init_key: bytes, encrypted_group_info: bytes, secrets: GroupSecrets
+    cs: CipherSuite, init_key: bytes, encrypted_group_info: bytes, secrets: GroupSecrets | bytes,
+    context: bytes | None = None,
 ) -> HPKECiphertext:
-    kem_output, ct = cs.encrypt_with_label(init_key, b"Welcome", encrypted_group_info,
-                                           secrets.serialize())
+    """EncryptWithLabel of the (encoded) GroupSecrets to a new member's init key;
+    ``context`` is :func:`welcome_encrypt_context` of ``encrypted_group_info``
+    when the caller seals for several members."""
+    plaintext = secrets if isinstance(secrets, bytes) else secrets.serialize()
+    if context is None:
+        context = welcome_encrypt_context(encrypted_group_info)
+    kem_output, ct = cs.hpke.seal_base(init_key, context, b"", plaintext)
     return HPKECiphertext(kem_output, ct)
 
 

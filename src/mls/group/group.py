@@ -56,7 +56,13 @@ from ..ratchet_tree import RatchetTree
 from ..secret_tree import SecretTree
 from ..transcript import interim_transcript_hash
 from ..treekem import TreeKemPrivate, create_update_path
-from ..welcome import EncryptedGroupSecrets, GroupSecrets, Welcome, seal_group_secrets
+from ..welcome import (
+    EncryptedGroupSecrets,
+    GroupSecrets,
+    Welcome,
+    seal_group_secrets,
+    welcome_encrypt_context,
+)
 from .config import GroupConfig, config_now
 from .epoch import (
     NextEpoch,
@@ -310,13 +316,20 @@ class Group(Receiver):
         key, nonce = welcome_key_nonce(cs, nxt.secrets.welcome_secret)
         encrypted_gi = cs.provider.aead_seal(cs.params.aead, key, nonce, b"", gi.serialize())
         secrets = []
+        context = welcome_encrypt_context(encrypted_gi)
+        # New members below the same copath node get the same GroupSecrets:
+        # each distinct one is encoded once.
+        encoded: dict[bytes | None, bytes] = {}
         for index, kp in prov.added:
             ps = None
             if path_secrets:
                 ps = path_secrets[tm.common_ancestor(2 * st.leaf_index, 2 * index)]
-            gs = GroupSecrets(nxt.secrets.joiner_secret, ps, tuple(prov.psk_ids))
+            gs = encoded.get(ps)
+            if gs is None:
+                gs = encoded[ps] = GroupSecrets(nxt.secrets.joiner_secret, ps,
+                                                tuple(prov.psk_ids)).serialize()
             secrets.append(EncryptedGroupSecrets(
-                kp.ref(cs), seal_group_secrets(cs, kp.init_key, encrypted_gi, gs)))
+                kp.ref(cs), seal_group_secrets(cs, kp.init_key, encrypted_gi, gs, context)))
         return MLSMessage.wrap(Welcome(cs.id, tuple(secrets), encrypted_gi)).serialize()
 
     # -- reinit ---------------------------------------------------------------------------

@@ -165,8 +165,10 @@ def join_from_welcome(
     mine = kp.leaf_node
     # The encryption key first: a cheap test that fails for every other leaf
     # (the tree has no duplicate keys) before the full comparison.
-    my_leaf = next((i for i, leaf in tree.leaves()
-                    if leaf.encryption_key == mine.encryption_key and leaf == mine), None)
+    key, nodes = mine.encryption_key, tree.nodes
+    my_leaf = next((x >> 1 for x in range(0, len(nodes), 2)
+                    if (node := nodes[x]) is not None and node.encryption_key == key
+                    and node == mine), None)
     if my_leaf is None:
         raise ValidationError("our KeyPackage's leaf is not in the tree (§12.4.3.1)")
     if secrets.path_secret is not None:

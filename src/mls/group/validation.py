@@ -9,7 +9,7 @@ from .. import tree_math as tm
 from ..commit import UpdatePath
 from ..credentials import Credential
 from ..crypto import CipherSuite
-from ..errors import SignatureError, ValidationError
+from ..errors import PublicKeyError, SignatureError, ValidationError
 from ..extensions import (
     Extension,
     ExtensionType,
@@ -176,7 +176,10 @@ def check_tree_on_join(
     req = required_capabilities(group_extensions)
     for i, leaf in tree.leaves():
         check_signature_key(cs, leaf.signature_key)
-        cs.check_hpke_public_key(leaf.encryption_key, f"leaf {i} encryption_key")
+        try:  # the leaf's index goes into the message only when it is needed
+            cs.check_hpke_public_key(leaf.encryption_key, "leaf encryption_key")
+        except PublicKeyError:
+            cs.check_hpke_public_key(leaf.encryption_key, f"leaf {i} encryption_key")
         if leaf.leaf_node_source == LeafNodeSource.KEY_PACKAGE:
             ok = leaf.verify(cs)
         else:
@@ -193,7 +196,10 @@ def check_tree_on_join(
             raise ValidationError(f"leaf {i} does not support the required capabilities (§7.3)")
         if leaf.lifetime is not None:
             # Only the length: a member's leaf may have expired since it was added (§7.3).
-            leaf.lifetime.check(None, config.max_lifetime, f"leaf {i}")
+            try:
+                leaf.lifetime.check(None, config.max_lifetime)
+            except ValidationError:
+                leaf.lifetime.check(None, config.max_lifetime, f"leaf {i}")
         if leaf.encryption_key in enc_keys or leaf.signature_key in sig_keys:
             raise ValidationError(f"leaf {i} duplicates another member's key (§7.3)")
         enc_keys.add(leaf.encryption_key)
@@ -381,13 +387,17 @@ def check_proposal_list(
                     "(§12.4.3.2)")
     # (An ExternalInit in a regular commit already failed the sender rule above, §12.2.)
     # Adds: valid KeyPackages, no duplicates among themselves or with members that stay.
-    # The members that stay, gathered only when a check below needs them.
+    # The members that stay (and their signature keys, to the lowest leaf
+    # holding each), gathered only when a check below needs them.
     staying: dict[int, LeafNode] | None = None
+    staying_sigs: dict[bytes, int] = {}
     for p, _ in proposals:
         if not isinstance(p, Add):
             continue
         if staying is None:
             staying = {i: leaf for i, leaf in tree.leaves() if i not in removed}
+            for i, other in staying.items():
+                staying_sigs.setdefault(other.signature_key, i)
         leaf = p.key_package.leaf_node
         kp = p.key_package
         check_key_package(cs, kp, config.clock() if config.clock is not None else None,
@@ -396,10 +406,9 @@ def check_proposal_list(
             raise ValidationError("two Add proposals for the same client (§12.2)")
         added_sig_keys.add(leaf.signature_key)
         added_enc_keys.add(leaf.encryption_key)
-        for i, other in staying.items():
-            if other.signature_key == leaf.signature_key:
-                raise ValidationError(
-                    f"Add for a client already in the group at leaf {i} (§12.2)")
+        if leaf.signature_key in staying_sigs:
+            raise ValidationError("Add for a client already in the group at leaf "
+                                  f"{staying_sigs[leaf.signature_key]} (§12.2)")
     # Every member that stays must support each non-default proposal type.
     for p, _ in proposals:
         if p.TYPE not in ProposalType.DEFAULT:
