@@ -17,7 +17,7 @@ from mls.credentials import Credential
 from mls.crypto import CipherSuite, default_provider
 from mls.group import Group, Signer, create_key_package, join_from_welcome
 from mls.leaf_node import Capabilities, LeafNode, LeafNodeSource, Lifetime
-from mls.nodes import ParentNode
+from mls.nodes import Node, ParentNode
 from mls.proposals import Add, Remove
 from mls.ratchet_tree import RatchetTree
 
@@ -241,7 +241,7 @@ def test_fast_tree_decoder_agrees_with_the_reader() -> None:
     from mls.errors import MLSError
     from mls.nodes import decode_tree_nodes, decode_tree_nodes_fast
 
-    def reader(data: bytes) -> list[object] | None:
+    def reader(data: bytes) -> list[Node | None] | None:
         try:
             r = Reader(data)
             nodes = decode_tree_nodes(r)
@@ -250,8 +250,8 @@ def test_fast_tree_decoder_agrees_with_the_reader() -> None:
         except MLSError:
             return None
 
-    def encodings(nodes: list[object]) -> list[bytes | None]:
-        return [n.serialize() if n is not None else None for n in nodes]  # type: ignore[attr-defined]
+    def encodings(nodes: list[Node | None] | None) -> list[bytes | None]:
+        return [n.serialize() if n is not None else None for n in nodes or []]
 
     creator = Group.create(P, 1, b"fast", Signer.generate(CS, b"m/0"))
     creator.commit([Add(create_key_package(CS, Signer.generate(CS, f"m/{i}".encode()))
@@ -262,7 +262,7 @@ def test_fast_tree_decoder_agrees_with_the_reader() -> None:
     data = creator.tree.serialize()
     fast = decode_tree_nodes_fast(data)
     assert fast is not None and fast == reader(data)
-    assert encodings(fast) == encodings(reader(data) or [])
+    assert encodings(fast) == encodings(reader(data))
     rng = random.Random(13)
     accepted = handed_over = 0
     for _ in range(1500):
@@ -283,3 +283,22 @@ def test_fast_tree_decoder_agrees_with_the_reader() -> None:
         assert encodings(got) == encodings(want)
         accepted += 1
     assert accepted > 100 and handed_over > 100
+
+
+def test_state_evolve_is_replace() -> None:
+    """GroupState.evolve, the fast copy every message and commit makes, gives
+    what dataclasses.replace gives, field by field, and refuses unknown fields."""
+    import pytest
+
+    from mls.group.state import Status
+
+    g = Group.create(P, 1, b"evolve", Signer.generate(CS, b"m/0"))
+    st = g.state
+    changes: list[dict[str, object]] = [
+        {}, {"last_own_commit": b"x"}, {"status": Status.REMOVED, "pending_commit": None},
+        {"secret_tree": st.secret_tree.copy(), "proposals": ()}]
+    for change in changes:
+        got, want = st.evolve(**change), replace(st, **change)  # type: ignore[arg-type]
+        assert got == want and got.to_bytes() == want.to_bytes()
+    with pytest.raises(TypeError):
+        st.evolve(no_such_field=1)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from ..credentials import Credential
 from ..crypto import CipherSuite
@@ -177,14 +176,14 @@ class GroupBase:
         pc = st.pending_commit
         if pc is None:
             raise PendingCommitError("no pending commit to merge")
-        self._state = replace(pc.next_state, last_own_commit=st.cs.hash(pc.message))
+        self._state = pc.next_state.evolve(last_own_commit=st.cs.hash(pc.message))
 
     def clear_pending_commit(self) -> None:
         """Another commit won the epoch: forget ours (the epoch goes on)."""
         st = self._state
         if st.pending_commit is None:
             raise PendingCommitError("no pending commit to clear")
-        self._state = replace(st, pending_commit=None)
+        self._state = st.evolve(pending_commit=None)
 
 
 def read_ratchet_tree_ext(cs: CipherSuite, gi: GroupInfo, tree: bytes | None) -> RatchetTree:

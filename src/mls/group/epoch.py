@@ -9,7 +9,7 @@ values and never touch the state they are given.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .. import key_schedule as ks
 from ..crypto import CipherSuite
@@ -177,8 +177,9 @@ def provisional_context(st: GroupState, tree: RatchetTree, extensions: tuple[Ext
                         ) -> GroupContext:
     """The context UpdatePath secrets are encrypted under (§12.4.2): next
     epoch, new tree hash, old confirmed transcript hash, new extensions."""
-    return replace(st.context, epoch=st.epoch + 1, tree_hash=tree.tree_hash(),
-                   extensions=extensions)
+    c = st.context
+    return GroupContext(c.version, c.cipher_suite, c.group_id, c.epoch + 1, tree.tree_hash(),
+                        c.confirmed_transcript_hash, extensions)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ class Group(Receiver):
                          WireFormat.PRIVATE_MESSAGE)
         tree = st.secret_tree.copy()
         out = self._protect(st, ac, tree)
-        self._state = replace(st, secret_tree=tree)
+        self._state = st.evolve(secret_tree=tree)
         return out
 
     def propose(self, proposal: Proposal, authenticated_data: bytes = b"") -> bytes:
@@ -183,7 +183,7 @@ class Group(Receiver):
         tree = st.secret_tree.copy()
         out = self._protect(st, ac, tree)
         ref = ac.proposal_ref(st.cs)
-        self._state = replace(st, secret_tree=tree, proposals=(
+        self._state = st.evolve(secret_tree=tree, proposals=(
             *st.proposals, PendingProposal(ref, proposal, ac.content.sender)))
         return out
 
@@ -280,7 +280,7 @@ class Group(Receiver):
         welcome = None
         if prov.added:
             welcome = self._welcome(st, nxt, prov, path_secrets, with_ratchet_tree)
-        self._state = replace(st, secret_tree=sending_tree,
+        self._state = st.evolve(secret_tree=sending_tree,
                               pending_commit=PendingCommit(message, nxt.state))
         return CommitOutput(message, welcome, [i for i, _ in prov.added])
 

@@ -143,9 +143,9 @@ class Receiver(GroupBase):
         if msg.epoch != st.epoch:
             new_past = tuple(replace(p, secret_tree=tree) if p.context.epoch == msg.epoch else p
                              for p in st.past_epochs)
-            self._state = replace(st, past_epochs=new_past)
+            self._state = st.evolve(past_epochs=new_past)
             return self._application(ac, ctx.epoch, sender[1])
-        return self._dispatch(replace(st, secret_tree=tree), ac, sender[1])
+        return self._dispatch(st.evolve(secret_tree=tree), ac, sender[1])
 
     def _process_public(self, st: GroupState, msg: PublicMessage) -> Processed:
         cs = st.cs
@@ -233,7 +233,7 @@ class Receiver(GroupBase):
         ref = ac.proposal_ref(st.cs)
         if any(pp.ref == ref for pp in st.proposals):
             raise ValidationError("duplicate proposal (same ProposalRef) in this epoch (§12.1)")
-        self._state = replace(st, proposals=(*st.proposals,
+        self._state = st.evolve(proposals=(*st.proposals,
                                              PendingProposal(ref, p, ac.content.sender)))
         return ProposalMessage(ac.content.sender, self._credential(st, ac.content.sender), p, ref)
 
@@ -321,7 +321,7 @@ class Receiver(GroupBase):
                                    ac.auth.confirmation_tag, "confirmation_tag (§12.4.2)")
         new_state = nxt.state
         if removed_self:
-            new_state = replace(st, status=Status.REMOVED, pending_commit=None)
+            new_state = st.evolve(status=Status.REMOVED, pending_commit=None)
         self._state = new_state
         updated = sorted({*prov.updated, *([sender_leaf] if commit.path is not None else [])})
         return CommitMessage(
