@@ -10,7 +10,7 @@ from dataclasses import replace
 from mls.commit import Commit
 from mls.credentials import Credential
 from mls.crypto import CipherSuite
-from mls.errors import MLSError, PublicKeyError, SignatureError, ValidationError
+from mls.errors import DecodeError, MLSError, PublicKeyError, SignatureError, ValidationError
 from mls.extensions import Extension, ExtensionType, RequiredCapabilities
 from mls.framing import ContentType, FramedContentAuthData, Sender, SenderType, WireFormat
 from mls.group import (
@@ -37,6 +37,26 @@ from .test_forged_proposals import CFG, an_update, joiner, nonce, rejects, serve
 def test_process_refuses_a_message_that_is_not_for_a_group() -> None:
     a, b, _c = f.make_group(3)
     f.assert_rejected(b, a.group_info(), ValidationError, "", "GROUP_INFO is not a group message",
+                      then=f.genuine_app(a))
+
+
+def test_commit_path_leaf_with_an_unknown_leaf_node_source() -> None:
+    """A commit whose UpdatePath leaf names leaf_node_source 4 (§7.2 defines
+    1-3) is refused as undecodable, and changes nothing."""
+    a, b, _c = f.make_group(3)
+    out = a.commit()
+    commit = out.commit
+    leaf = a.state.pending_commit.next_state.tree.leaf(0)  # type: ignore[union-attr]
+    assert leaf is not None
+    content = leaf.content_bytes()
+    # The source octet follows the keys, the credential and the capabilities.
+    at = (len(LeafNode.deserialize(leaf.serialize()).encryption_key) + 1
+          + len(leaf.signature_key) + 1 + len(leaf.credential.serialize())
+          + len(leaf.capabilities.serialize()))
+    assert content[at] == 3  # commit
+    start = commit.index(content)
+    bad = commit[:start + at] + bytes((4,)) + commit[start + at + 1:]
+    f.assert_rejected(b, bad, DecodeError, "", "unknown leaf_node_source 4",
                       then=f.genuine_app(a))
 
 
