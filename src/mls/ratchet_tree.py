@@ -170,13 +170,7 @@ class RatchetTree:
 
     # -- tree hash (§7.8) -------------------------------------------------------
     def tree_hash(self) -> bytes:
-        root = self.root
-        h = self._hashes.get(root)
-        if h is not None:
-            return h
-        if not self._hashes:
-            self._hash_all()  # a new tree (decoded, or grown): hash it level by level
-        return self.node_hash(root)
+        return self.node_hash(self.root)
 
     def _hash_all(self) -> None:
         """Fill the tree-hash cache bottom-up without recursion: what
@@ -206,6 +200,11 @@ class RatchetTree:
         cached = self._hashes.get(x)
         if cached is not None:
             return cached
+        if not self._hashes:
+            # A new tree (decoded, or grown by an Add): hash it all level by
+            # level; its root hash is always needed next.
+            self._hash_all()
+            return self._hashes[x]
         node = self.nodes[x]
         if x & 1 == 0:
             assert node is None or isinstance(node, LeafNode)
