@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, encode_varint
 from .crypto import CipherSuite
 from .errors import DecodeError, DecryptionError, ValidationError
 from .framing import (
@@ -19,7 +20,15 @@ from .framing import (
     encode_content,
     read_content_type,
 )
-from .secret_tree import SecretTree, sender_data_key_nonce
+from .secret_tree import RatchetUpdate, SecretTree, sender_data_key_nonce
+
+_MEMBER = bytes((SenderType.MEMBER,))
+
+
+def _opaque(data: bytes) -> bytes:
+    """``opaque data<V>`` (RFC 9420 §2.1.2)."""
+    n = len(data)
+    return (bytes((n,)) if n < 0x40 else encode_varint(n)) + data
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +39,43 @@ class PrivateMessage(Struct):
     authenticated_data: bytes
     encrypted_sender_data: bytes
     ciphertext: bytes
+    # The content AAD (PrivateContentAAD, §6.3.1), whose first bytes are the sender
+    # data AAD (SenderDataAAD, §6.3.2): the start of the message's own encoding,
+    # kept from decoding (the codec accepts one encoding per value, so it equals a
+    # fresh encoding). ``replace`` starts a copy without it.
+    _aad: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
-        w.opaque(self.group_id)
-        w.u64(self.epoch)
-        w.u8(self.content_type)
-        w.opaque(self.authenticated_data)
+        w.write(self.content_aad())
         w.opaque(self.encrypted_sender_data)
         w.opaque(self.ciphertext)
 
     @classmethod
     def decode(cls, r: Reader) -> PrivateMessage:
+        start = r.position
         gid = r.opaque()
         epoch = r.u64()
         ct = read_content_type(r)
-        return cls(gid, epoch, ct, r.opaque(), r.opaque(), r.opaque())
+        aad = r.opaque()
+        encoded_aad = r.since(start)
+        msg = cls(gid, epoch, ct, aad, r.opaque(), r.opaque())
+        object.__setattr__(msg, "_aad", encoded_aad)
+        return msg
+
+    def content_aad(self) -> bytes:
+        """``PrivateContentAAD`` (§6.3.1): group_id, epoch, content_type, authenticated_data."""
+        aad = self._aad
+        if aad is None:
+            aad = _content_aad(self.group_id, self.epoch, self.content_type,
+                               self.authenticated_data)
+            object.__setattr__(self, "_aad", aad)
+        return aad
+
+    def sender_data_aad(self) -> bytes:
+        """``SenderDataAAD`` (§6.3.2): the content AAD without its authenticated_data."""
+        aad = self.content_aad()
+        n = len(self.authenticated_data)
+        return aad[:len(aad) - n - (1 if n < 0x40 else len(encode_varint(n)))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,30 +85,23 @@ class SenderData(Struct):
     reuse_guard: bytes
 
     def encode(self, w: Writer) -> None:
-        w.u32(self.leaf_index)
-        w.u32(self.generation)
-        w.write(self.reuse_guard)
+        w.write(_sender_data(self.leaf_index, self.generation, self.reuse_guard))
 
     @classmethod
     def decode(cls, r: Reader) -> SenderData:
         return cls(r.u32(), r.u32(), r.read(4))
 
 
+def _sender_data(leaf: int, generation: int, guard: bytes) -> bytes:
+    return struct.pack(">II", leaf, generation) + guard
+
+
 def _sender_data_aad(group_id: bytes, epoch: int, content_type: ContentType) -> bytes:
-    w = Writer()
-    w.opaque(group_id)
-    w.u64(epoch)
-    w.u8(content_type)
-    return w.getvalue()
+    return _opaque(group_id) + epoch.to_bytes(8, "big") + bytes((content_type,))
 
 
 def _content_aad(group_id: bytes, epoch: int, content_type: ContentType, aad: bytes) -> bytes:
-    w = Writer()
-    w.opaque(group_id)
-    w.u64(epoch)
-    w.u8(content_type)
-    w.opaque(aad)
-    return w.getvalue()
+    return _sender_data_aad(group_id, epoch, content_type) + _opaque(aad)
 
 
 def _apply_reuse_guard(nonce: bytes, guard: bytes) -> bytes:
@@ -86,6 +110,18 @@ def _apply_reuse_guard(nonce: bytes, guard: bytes) -> bytes:
         raise ValueError("reuse_guard is 4 bytes")
     x = int.from_bytes(nonce[:4], "big") ^ int.from_bytes(guard, "big")
     return x.to_bytes(4, "big") + nonce[4:]
+
+
+def _seal(
+    cs: CipherSuite, content_aad: bytes, sd_aad: bytes, content: bytes, leaf: int,
+    generation: int, key: bytes, nonce: bytes, sender_data_secret: bytes,
+) -> tuple[bytes, bytes]:
+    """(encrypted_sender_data, ciphertext) of ``content`` (§6.3.1, §6.3.2)."""
+    guard = cs.random(4)
+    aead, seal = cs.params.aead, cs.provider.aead_seal
+    ciphertext = seal(aead, key, _apply_reuse_guard(nonce, guard), content_aad, content)
+    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
+    return seal(aead, sd_key, sd_nonce, sd_aad, _sender_data(leaf, generation, guard)), ciphertext
 
 
 def encrypt(
@@ -98,24 +134,20 @@ def encrypt(
         raise ValidationError("only members can send PrivateMessages (§6.3)")
     leaf = content.sender.index
     handshake = content.content_type != ContentType.APPLICATION
-    generation, key, nonce = secret_tree.next_key(leaf, handshake)
-    guard = cs.random(4)
+    generation, key, nonce, update = secret_tree.sending_key(leaf, handshake)
     w = Writer()
     encode_content(w, content.content_type, content.content)
     ac.auth.encode_for(w, content.content_type)
     w.write(bytes(padding))
-    ciphertext = cs.provider.aead_seal(
-        cs.params.aead, key, _apply_reuse_guard(nonce, guard),
-        _content_aad(content.group_id, content.epoch, content.content_type,
-                     content.authenticated_data),
-        w.getvalue())
-    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
-    encrypted_sender_data = cs.provider.aead_seal(
-        cs.params.aead, sd_key, sd_nonce,
-        _sender_data_aad(content.group_id, content.epoch, content.content_type),
-        SenderData(leaf, generation, guard).serialize())
-    return PrivateMessage(content.group_id, content.epoch, content.content_type,
-                          content.authenticated_data, encrypted_sender_data, ciphertext)
+    sd_aad = _sender_data_aad(content.group_id, content.epoch, content.content_type)
+    aad = sd_aad + _opaque(content.authenticated_data)
+    encrypted_sender_data, ciphertext = _seal(
+        cs, aad, sd_aad, w.getvalue(), leaf, generation, key, nonce, sender_data_secret)
+    msg = PrivateMessage(content.group_id, content.epoch, content.content_type,
+                         content.authenticated_data, encrypted_sender_data, ciphertext)
+    object.__setattr__(msg, "_aad", aad)
+    secret_tree.apply(update)
+    return msg
 
 
 def decrypt_sender_data(
@@ -124,15 +156,48 @@ def decrypt_sender_data(
     sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, msg.ciphertext)
     try:
         plain = cs.provider.aead_open(
-            cs.params.aead, sd_key, sd_nonce,
-            _sender_data_aad(msg.group_id, msg.epoch, msg.content_type),
-            msg.encrypted_sender_data)
+            cs.params.aead, sd_key, sd_nonce, msg.sender_data_aad(), msg.encrypted_sender_data)
     except DecryptionError:
         raise DecryptionError("sender data does not decrypt (§6.3.2)") from None
     try:
         return SenderData.deserialize(plain)
     except DecodeError as e:
         raise DecodeError(f"malformed SenderData (§6.3.2): {e}") from None
+
+
+def open_content(
+    cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree, sd: SenderData,
+) -> tuple[AuthenticatedContent, RatchetUpdate]:
+    """Decrypt to AuthenticatedContent (§6.3.1) with the key of ``sd``'s sender and
+    generation; the caller verifies the signature. The tree is not changed: the
+    second result consumes the key when given to ``secret_tree.apply``."""
+    handshake = msg.content_type != ContentType.APPLICATION
+    key, nonce, update = secret_tree.receiving_key(sd.leaf_index, handshake, sd.generation)
+    try:
+        plain = cs.provider.aead_open(
+            cs.params.aead, key, _apply_reuse_guard(nonce, sd.reuse_guard), msg.content_aad(),
+            msg.ciphertext)
+    except DecryptionError:
+        raise DecryptionError("PrivateMessage content does not decrypt (§6.3.1)") from None
+    r = Reader(plain)
+    content = decode_content(r, msg.content_type)
+    content_end = r.position
+    auth = FramedContentAuthData.decode_for(r, msg.content_type)
+    # Padding must be all zeros (§6.3.1).
+    pad_start = r.position
+    if plain.count(0, pad_start) != len(plain) - pad_start:
+        raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
+    framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
+                           msg.authenticated_data, msg.content_type, content)
+    # Its encoding (§6.1) from the pieces at hand: the AAD holds group_id, epoch,
+    # content_type and authenticated_data; the sender goes after the epoch, the
+    # content type before the content, which starts the plaintext.
+    aad = msg.content_aad()
+    head = len(aad) - len(_opaque(msg.authenticated_data)) - 1
+    object.__setattr__(framed, "_encoded", b"".join((
+        aad[:head], _MEMBER, sd.leaf_index.to_bytes(4, "big"), aad[head + 1:],
+        aad[head:head + 1], plain[:content_end])))
+    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, auth), update
 
 
 def decrypt(
@@ -143,25 +208,8 @@ def decrypt(
 
     ``sender_data`` is what :func:`decrypt_sender_data` gave for this message,
     if the caller already has it (it is not decrypted twice).
-    The ratchet consumes the generation only when the content decrypts; on any
-    error the caller discards its working copy of the secret tree."""
+    The ratchet consumes the generation only when the content decrypts."""
     sd = sender_data or decrypt_sender_data(cs, msg, sender_data_secret)
-    handshake = msg.content_type != ContentType.APPLICATION
-    key, nonce = secret_tree.key_for(sd.leaf_index, handshake, sd.generation)
-    try:
-        plain = cs.provider.aead_open(
-            cs.params.aead, key, _apply_reuse_guard(nonce, sd.reuse_guard),
-            _content_aad(msg.group_id, msg.epoch, msg.content_type, msg.authenticated_data),
-            msg.ciphertext)
-    except DecryptionError:
-        raise DecryptionError("PrivateMessage content does not decrypt (§6.3.1)") from None
-    r = Reader(plain)
-    content = decode_content(r, msg.content_type)
-    auth = FramedContentAuthData.decode_for(r, msg.content_type)
-    # Padding must be all zeros (§6.3.1).
-    padding = r.read(r.remaining())
-    if padding.count(0) != len(padding):
-        raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
-    framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
-                           msg.authenticated_data, msg.content_type, content)
-    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, auth)
+    ac, update = open_content(cs, msg, secret_tree, sd)
+    secret_tree.apply(update)
+    return ac

@@ -153,10 +153,8 @@ class Group(Receiver):
         st = self._require_active()
         ac = self._frame(st, ContentType.APPLICATION, plaintext, authenticated_data,
                          WireFormat.PRIVATE_MESSAGE)
-        tree = st.secret_tree.copy()
-        out = self._protect(st, ac, tree)
-        self._state = replace(st, secret_tree=tree)
-        return out
+        # The ratchet moves on in place once the message is made (§6.3).
+        return self._protect(st, ac, st.secret_tree)
 
     def propose(self, proposal: Proposal, authenticated_data: bytes = b"") -> bytes:
         """Send a proposal; it is kept for our own commits by reference."""

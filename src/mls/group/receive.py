@@ -117,34 +117,36 @@ class Receiver(GroupBase):
 
     def _process_private(self, st: GroupState, msg: PrivateMessage) -> Processed:
         cs = st.cs
+        past = None
         if msg.epoch == st.epoch:
-            ctx, tree, sds = st.context, st.secret_tree.copy(), st.keys.sender_data_secret
-
-            def member(leaf: int) -> tuple[bytes, Credential] | None:
-                node = st.tree.leaf(leaf)
-                return (node.signature_key, node.credential) if node is not None else None
+            ctx, tree, sds = st.context, st.secret_tree, st.keys.sender_data_secret
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
             if past is None or msg.content_type != ContentType.APPLICATION:
                 rule = "§15.3" if msg.content_type == ContentType.APPLICATION else "§12.4.2"
                 raise EpochError(
                     f"message for epoch {msg.epoch}, group is at epoch {st.epoch} ({rule})")
-            ctx, tree, sds = past.context, past.secret_tree.copy(), past.sender_data_secret
-            member = past.member
+            ctx, tree, sds = past.context, past.secret_tree, past.sender_data_secret
         sd = pm.decrypt_sender_data(cs, msg, sds)
         if sd.leaf_index == st.leaf_index:
             return OwnMessage(msg.epoch, _CT_NAME[msg.content_type])
-        sender = member(sd.leaf_index)
+        if past is None:
+            node = st.tree.leaf(sd.leaf_index)
+            sender = (node.signature_key, node.credential) if node is not None else None
+        else:
+            sender = past.member(sd.leaf_index)
         if sender is None:
             raise ValidationError(f"sender leaf {sd.leaf_index} is not a member (§6.3.2)")
-        ac = pm.decrypt(cs, msg, tree, sds, sd)
+        # The secret tree changes (the key is consumed) only once the message is accepted.
+        ac, update = pm.open_content(cs, msg, tree, sd)
         if not ac.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
-        if msg.epoch != st.epoch:
-            new_past = tuple(replace(p, secret_tree=tree) if p.context.epoch == msg.epoch else p
-                             for p in st.past_epochs)
-            self._state = replace(st, past_epochs=new_past)
+        if msg.content_type == ContentType.APPLICATION:
+            # Accepted: the key is used up in place, in this epoch's tree or a past one's.
+            tree.apply(update)
             return self._application(ac, ctx.epoch, sender[1])
+        tree = tree.copy()  # a handshake message: its proposal or commit may still fail
+        tree.apply(update)
         return self._dispatch(replace(st, secret_tree=tree), ac, sender[1])
 
     def _process_public(self, st: GroupState, msg: PublicMessage) -> Processed:
