@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .codec import Reader, Struct, Writer, encode_varint
 from .crypto import CipherSuite
 from .errors import DecodeError, DecryptionError, ValidationError
 from .framing import (
+    CONTENT_TYPES,
+    PROTOCOL_VERSION,
     AuthenticatedContent,
+    Content,
     ContentType,
     FramedContent,
     FramedContentAuthData,
     Sender,
     SenderType,
     WireFormat,
+    content_tbs,
     decode_content,
     encode_content,
     read_content_type,
 )
-from .secret_tree import RatchetUpdate, SecretTree, sender_data_key_nonce
+from .group_context import GroupContext
+from .secret_tree import RatchetUpdate, SecretTree
 
 _MEMBER = bytes((SenderType.MEMBER,))
+_SENDER_DATA_HEAD = struct.Struct(">II")  # SenderData's leaf_index and generation
+#: ``uint16 version = mls10; uint16 wire_format = private_message`` (§6).
+_PRIVATE_HEAD = (PROTOCOL_VERSION.to_bytes(2, "big")
+                 + WireFormat.PRIVATE_MESSAGE.to_bytes(2, "big"))
 
 
 def _opaque(data: bytes) -> bytes:
@@ -93,7 +103,7 @@ class SenderData(Struct):
 
 
 def _sender_data(leaf: int, generation: int, guard: bytes) -> bytes:
-    return struct.pack(">II", leaf, generation) + guard
+    return _SENDER_DATA_HEAD.pack(leaf, generation) + guard
 
 
 def _sender_data_aad(group_id: bytes, epoch: int, content_type: ContentType) -> bytes:
@@ -120,7 +130,7 @@ def _seal(
     guard = cs.random(4)
     aead, seal = cs.params.aead, cs.provider.aead_seal
     ciphertext = seal(aead, key, _apply_reuse_guard(nonce, guard), content_aad, content)
-    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, ciphertext)
+    sd_key, sd_nonce = cs.sender_data_key_nonce(sender_data_secret, ciphertext)
     return seal(aead, sd_key, sd_nonce, sd_aad, _sender_data(leaf, generation, guard)), ciphertext
 
 
@@ -153,30 +163,47 @@ def encrypt(
 def decrypt_sender_data(
     cs: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes
 ) -> SenderData:
-    sd_key, sd_nonce = sender_data_key_nonce(cs, sender_data_secret, msg.ciphertext)
+    sd_key, sd_nonce = cs.sender_data_key_nonce(sender_data_secret, msg.ciphertext)
     try:
         plain = cs.provider.aead_open(
             cs.params.aead, sd_key, sd_nonce, msg.sender_data_aad(), msg.encrypted_sender_data)
     except DecryptionError:
         raise DecryptionError("sender data does not decrypt (§6.3.2)") from None
+    if len(plain) == 12:  # the fixed layout: read it at once
+        leaf, generation = _SENDER_DATA_HEAD.unpack_from(plain)
+        return SenderData(leaf, generation, plain[8:])
     try:
         return SenderData.deserialize(plain)
     except DecodeError as e:
         raise DecodeError(f"malformed SenderData (§6.3.2): {e}") from None
 
 
+class OpenedContent(NamedTuple):
+    """A PrivateMessage's content, decrypted (§6.3.1) but not yet verified."""
+
+    content: Content
+    auth: FramedContentAuthData
+    encoded: bytes  # the FramedContent's encoding, for FramedContentTBS (§6.1)
+    update: RatchetUpdate  # consumes the key: for ``SecretTree.apply`` once accepted
+
+    def verify(self, cs: CipherSuite, signature_pub: bytes, context: GroupContext) -> bool:
+        """VerifyWithLabel of the member's FramedContentTBS (§6.1)."""
+        tbs = content_tbs(WireFormat.PRIVATE_MESSAGE, self.encoded, SenderType.MEMBER, context)
+        return cs.verify_with_label(signature_pub, b"FramedContentTBS", tbs,
+                                    self.auth.signature)
+
+
 def open_content(
     cs: CipherSuite, msg: PrivateMessage, secret_tree: SecretTree, sd: SenderData,
-) -> tuple[AuthenticatedContent, RatchetUpdate]:
-    """Decrypt to AuthenticatedContent (§6.3.1) with the key of ``sd``'s sender and
-    generation; the caller verifies the signature. The tree is not changed: the
-    second result consumes the key when given to ``secret_tree.apply``."""
+) -> OpenedContent:
+    """Decrypt the content with the key of ``sd``'s sender and generation
+    (§6.3.1) without changing the tree; the caller verifies the signature."""
     handshake = msg.content_type != ContentType.APPLICATION
     key, nonce, update = secret_tree.receiving_key(sd.leaf_index, handshake, sd.generation)
+    aad = msg.content_aad()
     try:
         plain = cs.provider.aead_open(
-            cs.params.aead, key, _apply_reuse_guard(nonce, sd.reuse_guard), msg.content_aad(),
-            msg.ciphertext)
+            cs.params.aead, key, _apply_reuse_guard(nonce, sd.reuse_guard), aad, msg.ciphertext)
     except DecryptionError:
         raise DecryptionError("PrivateMessage content does not decrypt (§6.3.1)") from None
     r = Reader(plain)
@@ -187,17 +214,23 @@ def open_content(
     pad_start = r.position
     if plain.count(0, pad_start) != len(plain) - pad_start:
         raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
-    framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
-                           msg.authenticated_data, msg.content_type, content)
-    # Its encoding (§6.1) from the pieces at hand: the AAD holds group_id, epoch,
-    # content_type and authenticated_data; the sender goes after the epoch, the
-    # content type before the content, which starts the plaintext.
-    aad = msg.content_aad()
+    # The FramedContent's encoding (§6.1) from the pieces at hand: the AAD holds
+    # group_id, epoch, content_type and authenticated_data; the sender goes after
+    # the epoch, the content type before the content, which starts the plaintext.
     head = len(aad) - len(_opaque(msg.authenticated_data)) - 1
-    object.__setattr__(framed, "_encoded", b"".join((
-        aad[:head], _MEMBER, sd.leaf_index.to_bytes(4, "big"), aad[head + 1:],
-        aad[head:head + 1], plain[:content_end])))
-    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, auth), update
+    encoded = b"".join((aad[:head], _MEMBER, sd.leaf_index.to_bytes(4, "big"),
+                        aad[head + 1:], aad[head:head + 1], plain[:content_end]))
+    return OpenedContent(content, auth, encoded, update)
+
+
+def authenticated_content(
+    msg: PrivateMessage, sd: SenderData, opened: OpenedContent
+) -> AuthenticatedContent:
+    """The AuthenticatedContent of an opened PrivateMessage (§6.1)."""
+    framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
+                           msg.authenticated_data, msg.content_type, opened.content)
+    object.__setattr__(framed, "_encoded", opened.encoded)
+    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, opened.auth)
 
 
 def decrypt(
@@ -210,6 +243,51 @@ def decrypt(
     if the caller already has it (it is not decrypted twice).
     The ratchet consumes the generation only when the content decrypts."""
     sd = sender_data or decrypt_sender_data(cs, msg, sender_data_secret)
-    ac, update = open_content(cs, msg, secret_tree, sd)
-    secret_tree.apply(update)
-    return ac
+    opened = open_content(cs, msg, secret_tree, sd)
+    secret_tree.apply(opened.update)
+    return authenticated_content(msg, sd, opened)
+
+
+def _span(data: bytes, p: int, end: int) -> tuple[int, int] | None:
+    """Where the ``opaque<V>`` at ``p`` starts and stops, if its length has the
+    1- or 2-byte form, is minimal and fits; else ``None``."""
+    if p >= end:
+        return None
+    n = data[p]
+    if n < 0x40:
+        p += 1
+    elif n < 0x80 and p + 1 < end:
+        n = ((n & 0x3F) << 8) | data[p + 1]
+        if n < 0x40:
+            return None
+        p += 2
+    else:
+        return None
+    return (p, p + n) if p + n <= end else None
+
+
+def parse_private_message(data: bytes) -> PrivateMessage | None:
+    """The PrivateMessage of an ``MLSMessage`` of mls10 with wire format
+    private_message (§6), read in one pass, when every field is well formed and
+    no length needs the 4-byte form; else ``None`` and the general decoder
+    (``MLSMessage.deserialize``) decides, which accepts the same messages."""
+    end = len(data)
+    if data[:4] != _PRIVATE_HEAD or (gid := _span(data, 4, end)) is None:
+        return None
+    p = gid[1]
+    if p + 9 > end:
+        return None
+    ct = data[p + 8]
+    content_type = CONTENT_TYPES[ct] if ct < len(CONTENT_TYPES) else None
+    if content_type is None or (aad := _span(data, p + 9, end)) is None:
+        return None
+    if (esd := _span(data, aad[1], end)) is None:
+        return None
+    ctext = _span(data, esd[1], end)
+    if ctext is None or ctext[1] != end:
+        return None
+    msg = PrivateMessage(data[gid[0]:gid[1]], int.from_bytes(data[p:p + 8], "big"),
+                         content_type, data[aad[0]:aad[1]], data[esd[0]:esd[1]],
+                         data[ctext[0]:ctext[1]])
+    object.__setattr__(msg, "_aad", data[4:aad[1]])
+    return msg

@@ -237,6 +237,4 @@ def sender_data_key_nonce(
     cs: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
     """Key and nonce protecting SenderData (§6.3.2), from a ciphertext sample."""
-    sample = ciphertext[: cs.hash_length]
-    return (cs.expand_with_label(sender_data_secret, b"key", sample, cs.aead_key_length),
-            cs.expand_with_label(sender_data_secret, b"nonce", sample, cs.aead_nonce_length))
+    return cs.sender_data_key_nonce(sender_data_secret, ciphertext)

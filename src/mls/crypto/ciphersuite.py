@@ -147,7 +147,7 @@ def _label_struct(label: bytes, context: bytes) -> bytes:
 class CipherSuite:
     """One MLS cipher suite over one provider (RFC 9420 §5)."""
 
-    __slots__ = ("_hmac", "_hmac_name", "_prefixes", "_signer", "_tree_prefixes",
+    __slots__ = ("_hmac", "_hmac_name", "_prefixes", "_sd_prefixes", "_signer", "_tree_prefixes",
                  "aead_key_length", "aead_nonce_length", "hash_alg", "hash_length", "hpke",
                  "id", "params", "provider")
 
@@ -185,6 +185,11 @@ class CipherSuite:
             self._prefix(label, n) + b"\x04" for label, n in (
                 (b"key", self.aead_key_length), (b"nonce", self.aead_nonce_length),
                 (b"secret", self.hash_length)))
+        # ExpandWithLabel's info up to the ciphertext sample (Nh bytes) for the
+        # sender data key and nonce (§6.3.2).
+        nh = encode_varint(self.hash_length)
+        self._sd_prefixes = (self._prefix(b"key", self.aead_key_length) + nh,
+                             self._prefix(b"nonce", self.aead_nonce_length) + nh)
 
     def __repr__(self) -> str:
         return f"CipherSuite({suite_name(self.id)}, provider={self.provider.name})"
@@ -229,6 +234,22 @@ class CipherSuite:
         info = (self._prefix(label, length) + (bytes((n,)) if n < 0x40 else encode_varint(n))
                 + context)
         return self.expand(secret, info, length)
+
+    def sender_data_key_nonce(self, sender_data_secret: bytes, ciphertext: bytes
+                              ) -> tuple[bytes, bytes]:
+        """Key and nonce protecting SenderData (§6.3.2): ExpandWithLabel of the
+        sender data secret with "key" and "nonce", the ciphertext sample as context."""
+        sample = ciphertext[:self.hash_length]
+        if len(sample) < self.hash_length:  # a ciphertext too short to make a full sample
+            return (self.expand_with_label(sender_data_secret, b"key", sample,
+                                           self.aead_key_length),
+                    self.expand_with_label(sender_data_secret, b"nonce", sample,
+                                           self.aead_nonce_length))
+        pk, pn = self._sd_prefixes
+        ctx = sample + b"\x01"  # the context, then HKDF's counter
+        mac, name = self._hmac, self._hmac_name
+        return (mac(sender_data_secret, pk + ctx, name)[:self.aead_key_length],
+                mac(sender_data_secret, pn + ctx, name)[:self.aead_nonce_length])
 
     def ratchet_step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
         """One step of a secret-tree hash ratchet (RFC 9420 §9.1): this generation's

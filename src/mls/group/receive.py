@@ -32,6 +32,7 @@ from ..framing import (
     ContentType,
     Sender,
     SenderType,
+    WireFormat,
 )
 from ..group_context import GroupContext
 from ..key_schedule import external_key_pair
@@ -76,6 +77,8 @@ _CT_NAME = {ContentType.APPLICATION: "application", ContentType.PROPOSAL: "propo
 def _as_message(data: bytes | MLSMessage) -> tuple[MLSMessage, bytes]:
     if isinstance(data, MLSMessage):
         return data, data.serialize()
+    if type(data) is bytes and (body := pm.parse_private_message(data)) is not None:
+        return MLSMessage(WireFormat.PRIVATE_MESSAGE, body), data  # the common case, at once
     return MLSMessage.deserialize(data), bytes(data)
 
 class Receiver(GroupBase):
@@ -138,16 +141,19 @@ class Receiver(GroupBase):
         if sender is None:
             raise ValidationError(f"sender leaf {sd.leaf_index} is not a member (§6.3.2)")
         # The secret tree changes (the key is consumed) only once the message is accepted.
-        ac, update = pm.open_content(cs, msg, tree, sd)
-        if not ac.verify(cs, sender[0], ctx):
+        opened = pm.open_content(cs, msg, tree, sd)
+        if not opened.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
         if msg.content_type == ContentType.APPLICATION:
             # Accepted: the key is used up in place, in this epoch's tree or a past one's.
-            tree.apply(update)
-            return self._application(ac, ctx.epoch, sender[1])
+            tree.apply(opened.update)
+            assert isinstance(opened.content, bytes)
+            return ApplicationMessage(sd.leaf_index, sender[1], opened.content,
+                                      msg.authenticated_data, ctx.epoch)
         tree = tree.copy()  # a handshake message: its proposal or commit may still fail
-        tree.apply(update)
-        return self._dispatch(replace(st, secret_tree=tree), ac, sender[1])
+        tree.apply(opened.update)
+        return self._dispatch(replace(st, secret_tree=tree),
+                              pm.authenticated_content(msg, sd, opened), sender[1])
 
     def _process_public(self, st: GroupState, msg: PublicMessage) -> Processed:
         cs = st.cs
