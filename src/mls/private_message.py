@@ -160,6 +160,34 @@ def encrypt(
     return msg
 
 
+def encrypt_application(
+    cs: CipherSuite, context: GroupContext, leaf: int, signature_priv: bytes,
+    secret_tree: SecretTree, sender_data_secret: bytes, data: bytes,
+    authenticated_data: bytes = b"", padding: int = 0,
+) -> bytes:
+    """The MLSMessage (§6) of application ``data`` from member ``leaf``: framed and
+    signed (FramedContentTBS, §6.1), then protected as a PrivateMessage (§6.3.1,
+    §6.3.2); the leaf's application ratchet moves on. Built as bytes at once: it
+    is :func:`encrypt` of the signed FramedContent, wrapped in an MLSMessage."""
+    sd_aad = _sender_data_aad(context.group_id, context.epoch, ContentType.APPLICATION)
+    aad_field, content = _opaque(authenticated_data), _opaque(data)
+    # FramedContent: group_id, epoch, sender, authenticated_data, content_type, content.
+    framed = b"".join((sd_aad[:-1], _MEMBER, leaf.to_bytes(4, "big"), aad_field,
+                       sd_aad[-1:], content))
+    tbs = content_tbs(WireFormat.PRIVATE_MESSAGE, framed, SenderType.MEMBER, context)
+    signature = cs.sign_with_label(signature_priv, b"FramedContentTBS", tbs)
+    generation, key, nonce, update = secret_tree.sending_key(leaf, False)
+    aad = sd_aad + aad_field
+    # PrivateMessageContent: the content, the signature, zero padding.
+    plain = b"".join((content, _opaque(signature), bytes(padding)))
+    encrypted_sender_data, ciphertext = _seal(
+        cs, aad, sd_aad, plain, leaf, generation, key, nonce, sender_data_secret)
+    message = b"".join((_PRIVATE_HEAD, aad, _opaque(encrypted_sender_data),
+                        _opaque(ciphertext)))
+    secret_tree.apply(update)
+    return message
+
+
 def decrypt_sender_data(
     cs: CipherSuite, msg: PrivateMessage, sender_data_secret: bytes
 ) -> SenderData:

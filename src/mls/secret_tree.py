@@ -76,7 +76,8 @@ class SecretTree:
         return new
 
     def apply(self, update: RatchetUpdate) -> None:
-        """Make a change computed by :meth:`sending_key` or :meth:`receiving_key`."""
+        """Make a change computed by :meth:`sending_key` or :meth:`receiving_key`,
+        before any other change to this tree (it replaces the node secrets)."""
         nodes, ratchets = update
         if nodes is not None:
             self._nodes = nodes
