@@ -29,6 +29,7 @@ from .group_context import GroupContext
 from .secret_tree import RatchetUpdate, SecretTree
 
 _MEMBER = bytes((SenderType.MEMBER,))
+_APPLICATION = ContentType.APPLICATION
 _SENDER_DATA_HEAD = struct.Struct(">II")  # SenderData's leaf_index and generation
 #: ``uint16 version = mls10; uint16 wire_format = private_message`` (§6).
 _PRIVATE_HEAD = (PROTOCOL_VERSION.to_bytes(2, "big")
@@ -234,12 +235,20 @@ def open_content(
             cs.params.aead, key, _apply_reuse_guard(nonce, sd.reuse_guard), aad, msg.ciphertext)
     except DecryptionError:
         raise DecryptionError("PrivateMessage content does not decrypt (§6.3.1)") from None
-    r = Reader(plain)
-    content = decode_content(r, msg.content_type)
-    content_end = r.position
-    auth = FramedContentAuthData.decode_for(r, msg.content_type)
+    end = len(plain)
+    data = _span(plain, 0, end) if msg.content_type == _APPLICATION else None
+    sig = _span(plain, data[1], end) if data is not None else None
+    content: Content
+    if data is not None and sig is not None:  # application data and signature, read at once
+        content, content_end = plain[data[0]:data[1]], data[1]
+        auth, pad_start = FramedContentAuthData(plain[sig[0]:sig[1]]), sig[1]
+    else:
+        r = Reader(plain)
+        content = decode_content(r, msg.content_type)
+        content_end = r.position
+        auth = FramedContentAuthData.decode_for(r, msg.content_type)
+        pad_start = r.position
     # Padding must be all zeros (§6.3.1).
-    pad_start = r.position
     if plain.count(0, pad_start) != len(plain) - pad_start:
         raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
     # The FramedContent's encoding (§6.1) from the pieces at hand: the AAD holds

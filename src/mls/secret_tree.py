@@ -9,6 +9,7 @@ schedule is what gives forward secrecy within an epoch (§9.2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import tree_math as tm
 from .codec import Reader, Writer
@@ -29,8 +30,7 @@ class RatchetConfig:
     out_of_order_tolerance: int = 32
 
 
-@dataclass(frozen=True, slots=True)
-class HashRatchet:
+class HashRatchet(NamedTuple):
     """One sender's handshake or application ratchet (immutable: a step
     produces a new ratchet, which makes copies of the tree cheap)."""
 

@@ -70,6 +70,7 @@ from .validation import (
     proposal_sender_allowed,
 )
 
+_APPLICATION = ContentType.APPLICATION
 _CT_NAME = {ContentType.APPLICATION: "application", ContentType.PROPOSAL: "proposal",
             ContentType.COMMIT: "commit"}
 
@@ -98,21 +99,24 @@ class Receiver(GroupBase):
         msg, raw = _as_message(data)
         st = self._state
         body = msg.body
-        if not isinstance(body, PublicMessage | PrivateMessage):
+        if isinstance(body, PrivateMessage):
+            group_id, epoch = body.group_id, body.epoch
+        elif isinstance(body, PublicMessage):
+            group_id, epoch = body.content.group_id, body.content.epoch
+        else:
             raise ValidationError(f"a {msg.wire_format.name} is not a group message")
-        group_id = body.content.group_id if isinstance(body, PublicMessage) else body.group_id
-        epoch = body.content.epoch if isinstance(body, PublicMessage) else body.epoch
-        if not hmac.compare_digest(group_id, st.context.group_id):
+        ctx = st.context
+        if not hmac.compare_digest(group_id, ctx.group_id):
             raise ValidationError("message is for another group (§6.1)")
         pc = st.pending_commit
         if pc is not None and raw == pc.message:
             self.merge_pending_commit()
             return CommitMessage(Sender.member(st.leaf_index), None, pc.next_state.epoch,
                                  own=True)
-        if epoch + 1 == st.epoch and st.last_own_commit and hmac.compare_digest(
+        if epoch + 1 == ctx.epoch and st.last_own_commit and hmac.compare_digest(
                 st.cs.hash(raw), st.last_own_commit):
             return OwnMessage(epoch, "commit")
-        if st.status != Status.ACTIVE and epoch >= st.epoch:
+        if st.status != Status.ACTIVE and epoch >= ctx.epoch:
             self._require_active()
         if isinstance(body, PrivateMessage):
             return self._process_private(st, body)
@@ -121,7 +125,7 @@ class Receiver(GroupBase):
     def _process_private(self, st: GroupState, msg: PrivateMessage) -> Processed:
         cs = st.cs
         past = None
-        if msg.epoch == st.epoch:
+        if msg.epoch == st.context.epoch:
             ctx, tree, sds = st.context, st.secret_tree, st.keys.sender_data_secret
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
@@ -131,7 +135,7 @@ class Receiver(GroupBase):
                     f"message for epoch {msg.epoch}, group is at epoch {st.epoch} ({rule})")
             ctx, tree, sds = past.context, past.secret_tree, past.sender_data_secret
         sd = pm.decrypt_sender_data(cs, msg, sds)
-        if sd.leaf_index == st.leaf_index:
+        if sd.leaf_index == st.private.leaf_index:
             return OwnMessage(msg.epoch, _CT_NAME[msg.content_type])
         if past is None:
             node = st.tree.leaf(sd.leaf_index)
@@ -144,7 +148,7 @@ class Receiver(GroupBase):
         opened = pm.open_content(cs, msg, tree, sd)
         if not opened.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
-        if msg.content_type == ContentType.APPLICATION:
+        if msg.content_type == _APPLICATION:
             # Accepted: the key is used up in place, in this epoch's tree or a past one's.
             tree.apply(opened.update)
             assert isinstance(opened.content, bytes)
