@@ -15,7 +15,7 @@ from enum import IntEnum
 
 from ..codec import Writer, encode_varint
 from ..errors import CryptoError, PublicKeyError, UnsupportedError
-from .hashing import StdlibPrimitives
+from .hashing import HmacKey, StdlibPrimitives
 from .hpke import Hpke
 from .kdf import hkdf_expand, hkdf_extract
 from .kem import (
@@ -147,7 +147,8 @@ def _label_struct(label: bytes, context: bytes) -> bytes:
 class CipherSuite:
     """One MLS cipher suite over one provider (RFC 9420 §5)."""
 
-    __slots__ = ("_hmac", "_hmac_name", "_prefixes", "_sd_prefixes", "_signer", "_tree_prefixes",
+    __slots__ = ("_hmac", "_hmac_key", "_hmac_name", "_prefixes", "_sd_key", "_sd_prefixes",
+                 "_signer", "_tree_prefixes",
                  "aead_key_length", "aead_nonce_length", "hash_alg", "hash_length", "hpke",
                  "id", "params", "provider")
 
@@ -169,14 +170,22 @@ class CipherSuite:
         # HMAC(key, data, name): the standard library's straight away when the
         # provider uses it unchanged (every KDF call of every message goes here),
         # else through the provider.
+        # A key that MACs several messages is prepared once (HmacKey) with the
+        # standard library, else each MAC goes through the provider too.
         self._hmac_name = params.hash.hashlib_name
         self._hmac: Callable[[bytes, bytes, str], bytes]
+        self._hmac_key: Callable[[bytes], Callable[[bytes], bytes]]
         stdlib_hmac: object = StdlibPrimitives.hmac
+        alg = params.hash
         if type(provider).hmac is stdlib_hmac:
             self._hmac = hmac.digest
+            self._hmac_key = lambda key: HmacKey(alg, key).mac
         else:
-            alg = params.hash
             self._hmac = lambda key, data, _name: provider.hmac(alg, key, data)
+            self._hmac_key = lambda key: lambda data: provider.hmac(alg, key, data)
+        # The sender data secret of the last message and its prepared MAC: every
+        # message of an epoch derives its sender data key and nonce from it.
+        self._sd_key: tuple[bytes, Callable[[bytes], bytes]] | None = None
         # ExpandWithLabel's info up to the context, by (label, length) (§5.1).
         self._prefixes: dict[tuple[bytes, int], bytes] = {}
         # DeriveTreeSecret's info up to the generation (its 4-byte context), for
@@ -247,9 +256,14 @@ class CipherSuite:
                                            self.aead_nonce_length))
         pk, pn = self._sd_prefixes
         ctx = sample + b"\x01"  # the context, then HKDF's counter
-        mac, name = self._hmac, self._hmac_name
-        return (mac(sender_data_secret, pk + ctx, name)[:self.aead_key_length],
-                mac(sender_data_secret, pn + ctx, name)[:self.aead_nonce_length])
+        prepared = self._sd_key
+        # Identity, not equality: no comparison of secret bytes; a group state
+        # hands over the same bytes object for every message of the epoch.
+        if prepared is None or prepared[0] is not sender_data_secret:
+            prepared = (sender_data_secret, self._hmac_key(sender_data_secret))
+            self._sd_key = prepared
+        mac = prepared[1]
+        return mac(pk + ctx)[:self.aead_key_length], mac(pn + ctx)[:self.aead_nonce_length]
 
     def ratchet_step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
         """One step of a secret-tree hash ratchet (RFC 9420 §9.1): this generation's
@@ -257,10 +271,9 @@ class CipherSuite:
         ``DeriveTreeSecret(secret, label, generation, length)``."""
         pk, pn, ps = self._tree_prefixes
         ctx = generation.to_bytes(4, "big") + b"\x01"  # the context, then HKDF's counter
-        mac, name = self._hmac, self._hmac_name
-        return (mac(secret, pk + ctx, name)[:self.aead_key_length],
-                mac(secret, pn + ctx, name)[:self.aead_nonce_length],
-                mac(secret, ps + ctx, name))
+        mac = self._hmac_key(secret)
+        return (mac(pk + ctx)[:self.aead_key_length], mac(pn + ctx)[:self.aead_nonce_length],
+                mac(ps + ctx))
 
     def derive_secret(self, secret: bytes, label: bytes) -> bytes:
         """DeriveSecret (RFC 9420 §5.1)."""
