@@ -144,6 +144,11 @@ class SecretTree:
     ) -> tuple[bytes, bytes, RatchetUpdate]:
         """Key and nonce for receiving ``generation``, and the change that consumes
         them (each is handed out once) and keeps the keys of skipped generations."""
+        r = self._ratchets.get((leaf, handshake)) if 0 <= leaf < self.n_leaves else None
+        if r is not None and generation == r.next_generation:  # in order: the common case
+            key, nonce, secret = self.cs.ratchet_step(r.secret, generation)
+            return key, nonce, (None, {(leaf, handshake): HashRatchet(
+                generation + 1, secret, self._keep(r.skipped))})
         r, update = self._lookup(leaf, handshake)
         changes = update[1]
         if generation < r.next_generation:
@@ -169,11 +174,14 @@ class SecretTree:
                 gen += 1
             skipped = (*skipped, *more)
         key, nonce, secret = step(secret, gen)
-        # Keep only the most recent skipped keys.
-        tolerance = self.config.out_of_order_tolerance
-        kept = skipped[-tolerance:] if tolerance > 0 else ()
-        changes[(leaf, handshake)] = HashRatchet(gen + 1, secret, kept)
+        changes[(leaf, handshake)] = HashRatchet(gen + 1, secret, self._keep(skipped))
         return key, nonce, update
+
+    def _keep(self, skipped: tuple[tuple[int, bytes, bytes], ...]
+              ) -> tuple[tuple[int, bytes, bytes], ...]:
+        """Only the most recent skipped keys are kept."""
+        tolerance = self.config.out_of_order_tolerance
+        return skipped[-tolerance:] if tolerance > 0 else ()
 
     def key_for(self, leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
         """Key and nonce for receiving ``generation``; each is handed out once."""

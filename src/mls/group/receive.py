@@ -37,7 +37,7 @@ from ..framing import (
 from ..group_context import GroupContext
 from ..key_schedule import external_key_pair
 from ..leaf_node import LeafNodeSource
-from ..message import MLSMessage
+from ..message import Body, MLSMessage
 from ..private_message import PrivateMessage
 from ..proposals import (
     Add,
@@ -75,12 +75,14 @@ _CT_NAME = {ContentType.APPLICATION: "application", ContentType.PROPOSAL: "propo
             ContentType.COMMIT: "commit"}
 
 
-def _as_message(data: bytes | MLSMessage) -> tuple[MLSMessage, bytes]:
+def _as_message(data: bytes | MLSMessage) -> tuple[Body, WireFormat, bytes]:
+    """The message's body and wire format, and its encoding."""
     if isinstance(data, MLSMessage):
-        return data, data.serialize()
+        return data.body, data.wire_format, data.serialize()
     if type(data) is bytes and (body := pm.parse_private_message(data)) is not None:
-        return MLSMessage(WireFormat.PRIVATE_MESSAGE, body), data  # the common case, at once
-    return MLSMessage.deserialize(data), bytes(data)
+        return body, WireFormat.PRIVATE_MESSAGE, data  # the common case, read at once
+    msg = MLSMessage.deserialize(data)
+    return msg.body, msg.wire_format, bytes(data)
 
 class Receiver(GroupBase):
     """Message processing for :class:`~mls.group.Group`."""
@@ -96,15 +98,14 @@ class Receiver(GroupBase):
         :class:`OwnMessage`. Raises an :class:`~mls.errors.MLSError` and
         changes nothing when the message is invalid.
         """
-        msg, raw = _as_message(data)
+        body, wire_format, raw = _as_message(data)
         st = self._state
-        body = msg.body
         if isinstance(body, PrivateMessage):
             group_id, epoch = body.group_id, body.epoch
         elif isinstance(body, PublicMessage):
             group_id, epoch = body.content.group_id, body.content.epoch
         else:
-            raise ValidationError(f"a {msg.wire_format.name} is not a group message")
+            raise ValidationError(f"a {wire_format.name} is not a group message")
         ctx = st.context
         if not hmac.compare_digest(group_id, ctx.group_id):
             raise ValidationError("message is for another group (§6.1)")
