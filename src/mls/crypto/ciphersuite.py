@@ -15,7 +15,7 @@ from enum import IntEnum
 
 from ..codec import Writer, encode_varint
 from ..errors import CryptoError, PublicKeyError, UnsupportedError
-from .hashing import HmacKey, StdlibPrimitives
+from .hashing import StdlibPrimitives, hmac_keyed
 from .hpke import Hpke
 from .kdf import hkdf_expand, hkdf_extract
 from .kem import (
@@ -170,7 +170,7 @@ class CipherSuite:
         # HMAC(key, data, name): the standard library's straight away when the
         # provider uses it unchanged (every KDF call of every message goes here),
         # else through the provider.
-        # A key that MACs several messages is prepared once (HmacKey) with the
+        # A key that MACs several messages is prepared once (hmac_keyed) with the
         # standard library, else each MAC goes through the provider too.
         self._hmac_name = params.hash.hashlib_name
         self._hmac: Callable[[bytes, bytes, str], bytes]
@@ -179,7 +179,7 @@ class CipherSuite:
         alg = params.hash
         if type(provider).hmac is stdlib_hmac:
             self._hmac = hmac.digest
-            self._hmac_key = lambda key: HmacKey(alg, key).mac
+            self._hmac_key = hmac_keyed(alg)
         else:
             self._hmac = lambda key, data, _name: provider.hmac(alg, key, data)
             self._hmac_key = lambda key: lambda data: provider.hmac(alg, key, data)

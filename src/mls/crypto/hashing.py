@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 
 from .provider import HashAlg
 
@@ -32,30 +33,33 @@ _IPAD = {n: int.from_bytes(b"\x36" * n, "big") for n in (64, 128)}
 _OPAD = {n: int.from_bytes(b"\x5c" * n, "big") for n in (64, 128)}
 
 
-class HmacKey:
-    """HMAC (RFC 2104) under one key, from ``hashlib``: the hash states after the
-    key's inner and outer pad are computed once, so each MAC costs two state
-    copies. The standard library's HMAC does the same with ``digest``'s single
-    call; a key that MACs several messages (a ratchet step, the sender data key
-    and nonce) is cheaper this way."""
+def hmac_keyed(alg: HashAlg) -> Callable[[bytes], Callable[[bytes], bytes]]:
+    """HMAC (RFC 2104) from ``hashlib`` for keys that MAC several messages (a
+    ratchet step, the sender data key and nonce): ``hmac_keyed(alg)(key)`` hashes
+    the key's inner and outer pads once and returns ``mac(data)``, which then
+    costs two hash state copies. (The standard library's HMAC does the same
+    work in each ``hmac.digest`` call.)"""
+    new = _CONSTRUCTOR[alg]
+    block = alg.block_size
+    ipad, opad = _IPAD[block], _OPAD[block]
 
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, alg: HashAlg, key: bytes) -> None:
-        new = _CONSTRUCTOR[alg]
-        block = alg.block_size
+    def keyed(key: bytes) -> Callable[[bytes], bytes]:
         if len(key) > block:
             key = new(key).digest()
         k = int.from_bytes(key, "big") << (8 * (block - len(key)))  # zero-padded to a block
-        self._inner = new((k ^ _IPAD[block]).to_bytes(block, "big"))
-        self._outer = new((k ^ _OPAD[block]).to_bytes(block, "big"))
+        inner = new((k ^ ipad).to_bytes(block, "big"))
+        outer = new((k ^ opad).to_bytes(block, "big"))
 
-    def mac(self, data: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(data)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
+        def mac(data: bytes) -> bytes:
+            h = inner.copy()
+            h.update(data)
+            o = outer.copy()
+            o.update(h.digest())
+            return o.digest()
+
+        return mac
+
+    return keyed
 
 
 def shake256(data: bytes, length: int) -> bytes:
