@@ -19,7 +19,7 @@ from mls.crypto import CipherSuite, default_provider
 from mls.crypto.cpython import CPythonProvider
 from mls.crypto.hashing import hmac_keyed
 from mls.crypto.provider import HashAlg
-from mls.errors import DecodeError
+from mls.errors import DecodeError, ReplayError
 from mls.framing import (
     ContentType,
     FramedContent,
@@ -231,3 +231,22 @@ def test_hmac_keyed_is_hmac(alg: HashAlg) -> None:
         mac = hmac_keyed(alg)(key)
         for m in (b"", b"x", rng.randbytes(200), rng.randbytes(1000)):
             assert mac(m) == hmac.new(key, m, alg.hashlib_name).digest()
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_message_received_while_our_commit_is_pending_is_not_replayed(restart: bool) -> None:
+    """A message of the old epoch received while our commit was pending used up its
+    key (§9.2): after the merge it is refused as a replay, from the past epoch's
+    tree, also when the group was restored from its saved state in between."""
+    a, b = f.make_group(2)
+    late = b.encrypt(b"late")
+    a.commit()
+    assert a.process(late).data == b"late"  # type: ignore[union-attr]
+    if restart:
+        a = Group.from_state(P, a.export_state())
+    a.merge_pending_commit()
+    before = a.export_state()
+    with pytest.raises(ReplayError, match=r"§9\.2"):
+        a.process(late)
+    assert a.export_state() == before
+    assert a.process(b.encrypt(b"next")).data == b"next"  # type: ignore[union-attr]
