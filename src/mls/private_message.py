@@ -84,9 +84,11 @@ class PrivateMessage(Struct):
 
     def sender_data_aad(self) -> bytes:
         """``SenderDataAAD`` (§6.3.2): the content AAD without its authenticated_data."""
-        aad = self.content_aad()
+        return self.content_aad()[:self._sender_data_aad_length()]
+
+    def _sender_data_aad_length(self) -> int:
         n = len(self.authenticated_data)
-        return aad[:len(aad) - n - (1 if n < 0x40 else len(encode_varint(n)))]
+        return len(self.content_aad()) - n - (1 if n < 0x40 else len(encode_varint(n)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +256,7 @@ def open_content(
     # The FramedContent's encoding (§6.1) from the pieces at hand: the AAD holds
     # group_id, epoch, content_type and authenticated_data; the sender goes after
     # the epoch, the content type before the content, which starts the plaintext.
-    head = len(aad) - len(_opaque(msg.authenticated_data)) - 1
+    head = msg._sender_data_aad_length() - 1
     encoded = b"".join((aad[:head], _MEMBER, sd.leaf_index.to_bytes(4, "big"),
                         aad[head + 1:], aad[head:head + 1], plain[:content_end]))
     return OpenedContent(content, auth, encoded, update)

@@ -138,10 +138,20 @@ _SIG_CURVE = {
 }
 
 
+#: ``opaque label<V>`` of the labels signed with, with the MLS prefix (read-only).
+_SIGN_LABELS = {label: encode_varint(len(_LABEL_PREFIX + label)) + _LABEL_PREFIX + label
+                for label in (b"FramedContentTBS", b"LeafNodeTBS", b"KeyPackageTBS",
+                              b"GroupInfoTBS")}
+
+
 def _label_struct(label: bytes, context: bytes) -> bytes:
     """``struct { opaque label<V>; opaque content<V>; }`` with the MLS prefix."""
-    full = _LABEL_PREFIX + label
-    return encode_varint(len(full)) + full + encode_varint(len(context)) + context
+    head = _SIGN_LABELS.get(label)
+    if head is None:
+        full = _LABEL_PREFIX + label
+        head = encode_varint(len(full)) + full
+    n = len(context)
+    return b"".join((head, bytes((n,)) if n < 0x40 else encode_varint(n), context))
 
 
 class CipherSuite:
