@@ -213,15 +213,15 @@ class OpenedContent(NamedTuple):
     """A PrivateMessage's content, decrypted (§6.3.1) but not yet verified."""
 
     content: Content
-    auth: FramedContentAuthData
+    signature: bytes
+    confirmation_tag: bytes | None  # commits only (§6.1)
     encoded: bytes  # the FramedContent's encoding, for FramedContentTBS (§6.1)
     update: RatchetUpdate  # consumes the key: for ``SecretTree.apply`` once accepted
 
     def verify(self, cs: CipherSuite, signature_pub: bytes, context: GroupContext) -> bool:
         """VerifyWithLabel of the member's FramedContentTBS (§6.1)."""
         tbs = content_tbs(WireFormat.PRIVATE_MESSAGE, self.encoded, SenderType.MEMBER, context)
-        return cs.verify_with_label(signature_pub, b"FramedContentTBS", tbs,
-                                    self.auth.signature)
+        return cs.verify_with_label(signature_pub, b"FramedContentTBS", tbs, self.signature)
 
 
 def open_content(
@@ -243,13 +243,13 @@ def open_content(
     content: Content
     if data is not None and sig is not None:  # application data and signature, read at once
         content, content_end = plain[data[0]:data[1]], data[1]
-        auth, pad_start = FramedContentAuthData(plain[sig[0]:sig[1]]), sig[1]
+        signature, tag, pad_start = plain[sig[0]:sig[1]], None, sig[1]
     else:
         r = Reader(plain)
         content = decode_content(r, msg.content_type)
         content_end = r.position
         auth = FramedContentAuthData.decode_for(r, msg.content_type)
-        pad_start = r.position
+        signature, tag, pad_start = auth.signature, auth.confirmation_tag, r.position
     # Padding must be all zeros (§6.3.1).
     if plain.count(0, pad_start) != len(plain) - pad_start:
         raise DecodeError("PrivateMessageContent padding is not all zero (§6.3.1)")
@@ -259,7 +259,7 @@ def open_content(
     head = msg._sender_data_aad_length() - 1
     encoded = b"".join((aad[:head], _MEMBER, sd.leaf_index.to_bytes(4, "big"),
                         aad[head + 1:], aad[head:head + 1], plain[:content_end]))
-    return OpenedContent(content, auth, encoded, update)
+    return OpenedContent(content, signature, tag, encoded, update)
 
 
 def authenticated_content(
@@ -269,7 +269,8 @@ def authenticated_content(
     framed = FramedContent(msg.group_id, msg.epoch, Sender.member(sd.leaf_index),
                            msg.authenticated_data, msg.content_type, opened.content)
     object.__setattr__(framed, "_encoded", opened.encoded)
-    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, opened.auth)
+    return AuthenticatedContent(WireFormat.PRIVATE_MESSAGE, framed, FramedContentAuthData(
+        opened.signature, opened.confirmation_tag))
 
 
 def decrypt(
