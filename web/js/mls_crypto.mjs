@@ -107,29 +107,56 @@ function packed(fn) {
 }
 
 /**
- * The zero-copy form of a primitive, for Pyodide: `(alg, addr0, len0, addr1, len1, ...)`
+ * The by-address form of a primitive, for Pyodide: `(alg, addr0, len0, addr1, len1, ...)`
  * where each pair locates one byte argument in Python's own WebAssembly memory (the
- * bytes object's data, which Python keeps alive and unchanged during the call). The
- * primitive gets views of that memory, valid for the call only: none of them keeps
- * a view (noble and libsodium copy what they retain, `signer` copies or expands the
- * key), and none writes to its inputs.
+ * bytes object's data, which Python keeps alive and unchanged during the call), so
+ * that Python need not copy them into new Uint8Arrays (`to_js`, slower than the AES-GCM
+ * of a short message). The arguments are copied here into a scratch buffer, each part
+ * 4-byte aligned, and the primitive gets views of it: noble runs measurably slower on
+ * views of the WebAssembly memory itself, and copies unaligned inputs. The scratch is
+ * zeroed after each call (it held keys); nothing keeps a view of it (noble and
+ * libsodium copy what they retain, `signer` copies or expands the key).
  */
 function onHeap(fn, heap) {
-  return (alg, ...refs) => fn(alg, ...views(fn.name, heap(), refs));
+  return (alg, ...refs) => withArgs(fn.name, heap(), refs, (args) => fn(alg, ...args));
 }
 
-function views(name, memory, refs) {
+let scratch = new Uint8Array(4096);
+let scratchBusy = false;
+
+/** Runs `body` on views of the scratch buffer holding the arguments `refs` locate. */
+function withArgs(name, memory, refs, body) {
   if (refs.length % 2 !== 0) throw new RangeError(`mls_crypto_js.${name}: expected address/length pairs`);
-  const out = [];
+  let size = 0;
   for (let i = 0; i < refs.length; i += 2) {
     const at = refs[i];
     const n = refs[i + 1];
     if (!Number.isInteger(at) || !Number.isInteger(n) || at < 0 || n < 0 || at + n > memory.length) {
       throw new RangeError(`mls_crypto_js.${name}: argument outside the Python heap`);
     }
-    out.push(memory.subarray(at, at + n));
+    size += (n + 3) & ~3;
   }
-  return out;
+  // The primitives never call back into Python, so calls do not nest; if one ever did,
+  // it would get a buffer of its own instead of overwriting the outer call's arguments.
+  const own = !scratchBusy;
+  if (own && size > scratch.length) scratch = new Uint8Array(Math.max(size, 2 * scratch.length));
+  const buf = own ? scratch : new Uint8Array(size);
+  scratchBusy = true;
+  const args = [];
+  let to = 0;
+  for (let i = 0; i < refs.length; i += 2) {
+    const at = refs[i];
+    const n = refs[i + 1];
+    buf.set(memory.subarray(at, at + n), to);
+    args.push(buf.subarray(to, to + n));
+    to += (n + 3) & ~3;
+  }
+  try {
+    return body(args);
+  } finally {
+    buf.fill(0, 0, size);
+    if (own) scratchBusy = false;
+  }
 }
 
 /** Runs `fn`, mapping any exception raised by the library on bad input to undefined. */
@@ -364,12 +391,12 @@ function makePrimitives() {
  */
 function heapPrimitives(raw, heap) {
   function signerOnHeap(scheme, ...refs) {
-    const fn = raw.signer(scheme, ...views("signer", heap(), refs));
+    const fn = withArgs("signer", heap(), refs, (args) => raw.signer(scheme, ...args));
     if (fn === undefined) return undefined;
-    return (at, n) => fn(...views("signer", heap(), [at, n]));
+    return (at, n) => withArgs("signer", heap(), [at, n], (args) => fn(...args));
   }
   return {
-    heap_probe: (at, n) => views("heap_probe", heap(), [at, n])[0].slice(),
+    heap_probe: (at, n) => withArgs("heap_probe", heap(), [at, n], (args) => args[0].slice()),
     aead_seal_heap: onHeap(raw.aeadSeal, heap),
     aead_open_heap: onHeap(raw.aeadOpen, heap),
     kem_public_key_heap: onHeap(raw.kemPublicKey, heap),
