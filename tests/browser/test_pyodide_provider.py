@@ -229,16 +229,16 @@ def signature_ops() -> list[list[Any]]:
     return ops
 
 
-def run_pyodide_provider(ops: list[list[Any]], *, zero_copy: bool) -> list[list[Any]]:
-    """The outcomes under Pyodide, bytes passed by address (``zero_copy``, asserted to
+def run_pyodide_provider(ops: list[list[Any]], *, by_address: bool) -> list[list[Any]]:
+    """The outcomes under Pyodide, bytes passed by address (``by_address``, asserted to
     be in use) or copied with ``to_js`` (the fallback)."""
     source = Path(provider_ops.__file__).read_text(encoding="utf-8")
     code = (
         f"{source}\n"
         "import json\n"
         "from mls.crypto.pyodide import PyodideProvider\n"
-        f"provider = PyodideProvider(zero_copy={zero_copy})\n"
-        f"assert provider.zero_copy is {zero_copy}\n"
+        f"provider = PyodideProvider(by_address={by_address})\n"
+        f"assert provider.by_address is {by_address}\n"
         f"print(json.dumps(outcomes(provider, json.loads({json.dumps(ops)!r}))))\n"
     )
     proc = run_python(code, capture=True, timeout=300)
@@ -247,11 +247,11 @@ def run_pyodide_provider(ops: list[list[Any]], *, zero_copy: bool) -> list[list[
     return result
 
 
-@pytest.mark.parametrize("zero_copy", [True, False], ids=["zero-copy", "to_js"])
-def test_pyodide_provider_matches_cpython(zero_copy: bool) -> None:
+@pytest.mark.parametrize("by_address", [True, False], ids=["by-address", "to_js"])
+def test_pyodide_provider_matches_cpython(by_address: bool) -> None:
     ops = aead_ops() + kem_ops() + signature_ops()
     want = provider_ops.outcomes(CP, ops)
-    got = run_pyodide_provider(ops, zero_copy=zero_copy)
+    got = run_pyodide_provider(ops, by_address=by_address)
     assert len(got) == len(ops)
     mismatches = []
     for op, w, g in zip(ops, want, got, strict=True):
@@ -305,7 +305,7 @@ import mls_crypto_js as js
 from pyodide.ffi import JsException
 
 p = PyodideProvider()
-assert p.zero_copy
+assert p.by_address
 A, ED = AeadAlg.AES128GCM, SignatureScheme.ED25519
 key, nonce, aad, msg = bytes(range(16)), bytes(range(12)), b"aad", bytes(range(200))
 
@@ -337,7 +337,7 @@ print(json.dumps(out))
 """
 
 
-def test_zero_copy_edges() -> None:
+def test_by_address_edges() -> None:
     """Bytes passed by address: other buffer types, a grown memory, addresses outside
     the memory; the results are CPython's."""
     proc = run_python(ZERO_COPY_EDGES, capture=True, timeout=300)

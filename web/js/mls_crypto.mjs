@@ -384,7 +384,7 @@ function makePrimitives() {
 }
 
 /**
- * The zero-copy forms (`onHeap`) of every primitive over `heap()`, Python's memory as a
+ * The by-address forms (`onHeap`) of every primitive over `heap()`, Python's memory as a
  * Uint8Array (read at each call: the memory may have grown, detaching older views),
  * and `heap_probe` for the Python side to check that addresses and memory agree
  * before it relies on them.
@@ -428,13 +428,13 @@ export async function init() {
 
 /**
  * Initializes the primitives and registers them in `pyodide` as MODULE_NAME, with
- * their zero-copy forms over this instance's memory when Pyodide exposes it (its
+ * their by-address forms over this instance's memory when Pyodide exposes it (its
  * Emscripten module's HEAPU8; src/mls/crypto/pyodide.py checks them with
  * `heap_probe` and otherwise uses the copying forms).
  */
 export async function register(pyodide) {
   const base = await init();
   const module = pyodide._module;
-  const onHeap = module?.HEAPU8 instanceof Uint8Array ? heapPrimitives(rawPrimitives, () => module.HEAPU8) : {};
-  pyodide.registerJsModule(MODULE_NAME, Object.freeze({ ...base, ...onHeap }));
+  const heapForms = module?.HEAPU8 instanceof Uint8Array ? heapPrimitives(rawPrimitives, () => module.HEAPU8) : {};
+  pyodide.registerJsModule(MODULE_NAME, Object.freeze({ ...base, ...heapForms }));
 }

@@ -9,13 +9,14 @@ primitive, no awaiting. Hashes, HMAC and randomness stay in Python (``hashlib``,
 ``hmac`` and ``os.urandom``, which Emscripten backs with
 ``crypto.getRandomValues``): a crossing costs more than hashing a few hundred bytes.
 
-Byte arguments cross without a copy when the JS side offers it (``*_heap`` forms):
-the call passes the address and length of each ``bytes`` object's data in Pyodide's
-WebAssembly memory, and JS reads them through views of that memory, valid for the
-call only. Copying them with ``to_js`` cost more than the AES-GCM of a short message.
-The provider checks at construction that an address and the memory agree
-(``heap_probe``) and otherwise falls back to one ``to_js`` copy of the arguments
-concatenated (``*_packed`` forms).
+Byte arguments cross by address when the JS side offers it (``*_heap`` forms): the
+call passes the address and length of each ``bytes`` object's data in Pyodide's
+WebAssembly memory, and JS copies them from that memory into a scratch buffer of its
+own for the call. A ``to_js`` copy per call cost more than the AES-GCM of a short
+message (a Uint8Array built through the FFI, against a memcpy in JS). The provider
+checks at construction that an address and the memory agree (``heap_probe``) and
+otherwise falls back to one ``to_js`` copy of the arguments concatenated (``*_packed``
+forms).
 
 Length checks happen here, before crossing, with the CPython provider's messages
 (one deliberate difference: AEAD nonces must be 12 bytes, ``Nn`` of every MLS AEAD,
@@ -137,7 +138,7 @@ def _heap_agrees(js: Any) -> bool:
 class PyodideProvider(StdlibPrimitives):
     """:class:`~mls.crypto.provider.CryptoProvider` over JS libraries, for Pyodide.
 
-    ``zero_copy=False`` forces the copying forms (for tests of that fallback).
+    ``by_address=False`` forces the copying forms (for tests of that fallback).
     """
 
     name = "pyodide-js"
@@ -155,14 +156,14 @@ class PyodideProvider(StdlibPrimitives):
         "_signer",
         "_to_js",
         "_verify",
-        "zero_copy",
+        "by_address",
     )
 
-    def __init__(self, *, zero_copy: bool = True) -> None:
+    def __init__(self, *, by_address: bool = True) -> None:
         js, to_js = _load_js()
         self._to_js = to_js
-        self.zero_copy = zero_copy and _heap_agrees(js)
-        suffix = "_heap" if self.zero_copy else "_packed"
+        self.by_address = by_address and _heap_agrees(js)
+        suffix = "_heap" if self.by_address else "_packed"
 
         def form(stem: str) -> Any:
             return getattr(js, stem + suffix)
@@ -178,13 +179,13 @@ class PyodideProvider(StdlibPrimitives):
         self._signature_public_key = form("signature_public_key")
         self._sign = form("sign")
         self._verify = form("verify")
-        self._signer = js.signer_heap if self.zero_copy else js.signer
+        self._signer = js.signer_heap if self.by_address else js.signer
 
     def _cross(self, fn: Any, alg: int, args: tuple[bytes, ...]) -> Any:
         """One crossing with the byte arguments as the JS form takes them: the address
-        and length of each object's data (zero copy), or one ``to_js`` copy of their
+        and length of each object's data (by address), or one ``to_js`` copy of their
         concatenation followed by the lengths of all but the last."""
-        if not self.zero_copy:
+        if not self.by_address:
             return fn(alg, self._to_js(b"".join(args)), *[len(a) for a in args[:-1]])
         refs: list[int] = []
         held = []  # converted arguments: alive, so unmoved and unfreed, until return
@@ -320,7 +321,7 @@ class PyodideProvider(StdlibPrimitives):
         """The key is checked and loaded once (for Ed25519, its expanded form), like the
         CPython provider's: an invalid key raises here, not at the first signature."""
         key = _private_key(scheme, private_key)
-        if self.zero_copy:
+        if self.by_address:
             key = bytes(key)
             fn = self._signer(scheme.value, id(key) + _BYTES_DATA, len(key))
         else:
@@ -330,7 +331,7 @@ class PyodideProvider(StdlibPrimitives):
         return self._sign_with(scheme, fn)
 
     def _sign_with(self, scheme: SignatureScheme, fn: Any) -> Callable[[bytes], bytes]:
-        """The signing function over the JS signer ``fn`` (of the zero-copy form, taking
+        """The signing function over the JS signer ``fn`` (of the by-address form, taking
         the message's address and length, or of the copying form, a Uint8Array)."""
         to_js = self._to_js
 
@@ -342,7 +343,7 @@ class PyodideProvider(StdlibPrimitives):
                 message = bytes(message)
             return _signature(scheme, fn(id(message) + _BYTES_DATA, len(message)))
 
-        return sign if self.zero_copy else sign_copying
+        return sign if self.by_address else sign_copying
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes
