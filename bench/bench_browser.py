@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import statistics
 import sys
 import time
@@ -154,11 +155,17 @@ def main() -> None:
     ap.add_argument("--wall", action="store_true", help="wall-clock medians instead of CPU")
     ap.add_argument("--json", type=Path, help="write the raw numbers here")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     rows = run(args.sizes, args.reps)
+    load = (load_before, os.getloadavg()[0])
     if args.json:
         args.json.write_text(json.dumps(
-            [{"n": n, "cpython": c, "pyodide": p} for n, c, p in rows], indent=1))
+            {"load_1min": load, "rows": [{"n": n, "cpython": c, "pyodide": p} for n, c, p in rows]},
+            indent=1))
     print(table(rows, "wall" if args.wall else "cpu"))
+    # Both runtimes share the cores with whatever else runs: say how busy they were.
+    print(f"Load average (1 min) before/after: {load[0]:.2f} / {load[1]:.2f} "
+          f"on {os.cpu_count()} cores.")
 
 
 if __name__ == "__main__":

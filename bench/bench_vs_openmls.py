@@ -51,6 +51,8 @@ OPS = [
     ("update_process_ms", "self-update: process", "ms"),
     ("encrypt_1KiB_us", "1 KiB encrypt", "µs"),
     ("decrypt_1KiB_us", "1 KiB decrypt", "µs"),
+    ("ed25519_sign_us", "the primitive: Ed25519 sign", "µs"),
+    ("ed25519_verify_us", "the primitive: Ed25519 verify", "µs"),
 ]
 SCALE = [
     ("bulk_add_ms", "bulk add of N-1 (commit)"),
@@ -130,6 +132,18 @@ def python_bench(n: int, reps: int, trace: bool) -> dict[str, float]:
         r["encrypt_1KiB_us"].append(ms * 1e3)
         _, ms = timed(other.process, ct)
         r["decrypt_1KiB_us"].append(ms * 1e3)
+    # The signature primitive alone (each message is signed and verified once,
+    # RFC 9420 §6.1): what the provider's library costs, whatever wraps it.
+    scheme = cs.signature_scheme
+    sk, pk = cs.generate_signature_key_pair()
+    sign = provider.signing_key(scheme, sk)
+    data = bytes(1200)
+    for _ in range(max(200, reps)):
+        sig, ms = timed(sign, data)
+        r["ed25519_sign_us"].append(ms * 1e3)
+        ok, ms = timed(provider.verify, scheme, pk, data, sig)
+        assert ok
+        r["ed25519_verify_us"].append(ms * 1e3)
     res.update({k: statistics.median(v) for k, v in r.items() if v})
     res["state_KiB"] = len(creator.export_state()) / 1024
     res["peak_rss_kib"] = peak_rss_kib()

@@ -89,6 +89,7 @@ VERIFIERS = [
     ("key_package.py", "KeyPackage.verify_signature"),
     ("group_info.py", "GroupInfo.verify"),
     ("framing.py", "AuthenticatedContent.verify"),
+    ("private_message.py", "OpenedContent.verify"),
     ("crypto/ciphersuite.py", "CipherSuite.verify_with_label"),
 ]
 FULL = ["tests/mls"]

@@ -48,8 +48,16 @@ def _enum(cls: type[IntEnum], value: int, what: str) -> IntEnum:
         raise DecodeError(f"unknown {what} {value}") from None
 
 
+#: ContentType by value (0 is ``reserved``): a lookup instead of an enum call.
+CONTENT_TYPES: tuple[ContentType | None, ...] = (None, *ContentType)
+
+
 def read_content_type(r: Reader) -> ContentType:
-    ct = _enum(ContentType, r.u8(), "content_type")
+    v = r.u8()
+    known = CONTENT_TYPES[v] if v < len(CONTENT_TYPES) else None
+    if known is not None:
+        return known
+    ct = _enum(ContentType, v, "content_type")  # raises: reserved or unknown
     assert isinstance(ct, ContentType)
     return ct
 
@@ -117,6 +125,10 @@ class FramedContent(Struct):
     _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode(self, w: Writer) -> None:
+        w.write(self.encoding())
+
+    def encoding(self) -> bytes:
+        """The encoding, made once."""
         data = self._encoded
         if data is None:
             inner = Writer()
@@ -128,7 +140,7 @@ class FramedContent(Struct):
             encode_content(inner, self.content_type, self.content)
             data = inner.getvalue()
             object.__setattr__(self, "_encoded", data)
-        w.write(data)
+        return data
 
     @classmethod
     def decode(cls, r: Reader) -> FramedContent:
@@ -165,20 +177,31 @@ class FramedContentAuthData:
         return cls(sig, tag)
 
 
+#: ``uint16 version = mls10; uint16 wire_format`` of FramedContentTBS, by wire format.
+_TBS_HEAD = {wf: PROTOCOL_VERSION.to_bytes(2, "big") + wf.to_bytes(2, "big")
+             for wf in WireFormat}
+
+
+def content_tbs(
+    wire_format: WireFormat, encoded_content: bytes, sender_type: SenderType,
+    context: GroupContext | None,
+) -> bytes:
+    """``FramedContentTBS`` (§6.1) of a FramedContent given by its encoding: the
+    group context is included for member and new_member_commit senders."""
+    if sender_type in (SenderType.MEMBER, SenderType.NEW_MEMBER_COMMIT):
+        if context is None:
+            raise ValueError("member content is signed with the group context")
+        ctx = context._encoded
+        return b"".join((_TBS_HEAD[wire_format], encoded_content,
+                         ctx if ctx is not None else context.serialize()))
+    return _TBS_HEAD[wire_format] + encoded_content
+
+
 def framed_content_tbs(
     wire_format: WireFormat, content: FramedContent, context: GroupContext | None
 ) -> bytes:
-    """``FramedContentTBS`` (§6.1): the group context is included for member
-    and new_member_commit senders."""
-    w = Writer()
-    w.u16(PROTOCOL_VERSION)
-    w.u16(wire_format)
-    content.encode(w)
-    if content.sender.sender_type in (SenderType.MEMBER, SenderType.NEW_MEMBER_COMMIT):
-        if context is None:
-            raise ValueError("member content is signed with the group context")
-        context.encode(w)
-    return w.getvalue()
+    """``FramedContentTBS`` (§6.1)."""
+    return content_tbs(wire_format, content.encoding(), content.sender.sender_type, context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ schedule is what gives forward secrecy within an epoch (§9.2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import tree_math as tm
 from .codec import Reader, Writer
@@ -29,8 +30,7 @@ class RatchetConfig:
     out_of_order_tolerance: int = 32
 
 
-@dataclass(frozen=True, slots=True)
-class HashRatchet:
+class HashRatchet(NamedTuple):
     """One sender's handshake or application ratchet (immutable: a step
     produces a new ratchet, which makes copies of the tree cheap)."""
 
@@ -39,12 +39,19 @@ class HashRatchet:
     skipped: tuple[tuple[int, bytes, bytes], ...] = ()  # (generation, key, nonce)
 
 
+#: A change to a secret tree computed but not made yet: the new node secrets
+#: (``None``: unchanged) and the ratchets to replace (see :meth:`SecretTree.apply`).
+RatchetUpdate = tuple[dict[int, bytes] | None, dict[tuple[int, bool], HashRatchet]]
+
+
 class SecretTree:
     """Per-epoch secret tree over ``n_leaves`` leaves.
 
-    Mutating calls (:meth:`next_key`, :meth:`key_for`) change this object;
-    callers that need all-or-nothing semantics work on a :meth:`copy`, which
-    is shallow and cheap because ratchets are immutable."""
+    :meth:`sending_key` and :meth:`receiving_key` compute a key without changing
+    the tree and return the change that consumes it, which the caller applies
+    (:meth:`apply`) once the message is accepted: a rejected message leaves the
+    tree as it was without copying it. :meth:`next_key` and :meth:`key_for` do
+    both at once; :meth:`copy` is shallow and cheap because ratchets are immutable."""
 
     __slots__ = ("_nodes", "_ratchets", "config", "cs", "n_leaves")
 
@@ -68,85 +75,118 @@ class SecretTree:
         new._ratchets = dict(self._ratchets)
         return new
 
+    def apply(self, update: RatchetUpdate) -> None:
+        """Make a change computed by :meth:`sending_key` or :meth:`receiving_key`,
+        before any other change to this tree (it replaces the node secrets)."""
+        nodes, ratchets = update
+        if nodes is not None:
+            self._nodes = nodes
+        self._ratchets.update(ratchets)
+
     # -- derivation ---------------------------------------------------------------
-    def _leaf_secret(self, leaf: int) -> bytes:
+    def _leaf_secret(self, leaf: int, nodes: dict[int, bytes]) -> bytes:
+        """The leaf's secret, consumed from ``nodes`` (a copy of the tree's)."""
         x = 2 * leaf
-        if x in self._nodes:
-            return self._nodes.pop(x)
+        if x in nodes:
+            return nodes.pop(x)
         # Find the lowest ancestor whose secret is still held, then walk down.
         path = tm.direct_path(x, self.n_leaves)
-        start = next((p for p in path if p in self._nodes), None)
+        start = next((p for p in path if p in nodes), None)
         if start is None:
             raise ReplayError(f"secrets of leaf {leaf} were already consumed (§9.2)")
         node = start
         nh = self.cs.hash_length
         while node != x:
-            secret = self._nodes.pop(node)
+            secret = nodes.pop(node)
             lchild, rchild = tm.left(node), tm.right(node)
-            self._nodes[lchild] = self.cs.expand_with_label(secret, b"tree", b"left", nh)
-            self._nodes[rchild] = self.cs.expand_with_label(secret, b"tree", b"right", nh)
+            nodes[lchild] = self.cs.expand_with_label(secret, b"tree", b"left", nh)
+            nodes[rchild] = self.cs.expand_with_label(secret, b"tree", b"right", nh)
             node = lchild if tm.is_in_subtree(lchild, x) else rchild
-        return self._nodes.pop(x)
+        return nodes.pop(x)
 
-    def _ratchet(self, leaf: int, handshake: bool) -> HashRatchet:
+    def _lookup(self, leaf: int, handshake: bool) -> tuple[HashRatchet, RatchetUpdate]:
+        """The leaf's ratchet, and the change that creates it if it is new (a
+        leaf's first message of the epoch derives both of its ratchets, §9)."""
         if not 0 <= leaf < self.n_leaves:
             raise ValidationError(f"leaf index {leaf} is outside the secret tree (§6.3.2)")
         r = self._ratchets.get((leaf, handshake))
-        if r is None:
-            leaf_secret = self._leaf_secret(leaf)
-            nh = self.cs.hash_length
-            hs = self.cs.expand_with_label(leaf_secret, b"handshake", b"", nh)
-            app = self.cs.expand_with_label(leaf_secret, b"application", b"", nh)
-            self._ratchets[(leaf, True)] = HashRatchet(0, hs)
-            self._ratchets[(leaf, False)] = HashRatchet(0, app)
-            r = self._ratchets[(leaf, handshake)]
+        if r is not None:
+            return r, (None, {})
+        nodes = dict(self._nodes)
+        leaf_secret = self._leaf_secret(leaf, nodes)
+        nh = self.cs.hash_length
+        hs = HashRatchet(0, self.cs.expand_with_label(leaf_secret, b"handshake", b"", nh))
+        app = HashRatchet(0, self.cs.expand_with_label(leaf_secret, b"application", b"", nh))
+        return (hs if handshake else app), (nodes, {(leaf, True): hs, (leaf, False): app})
+
+    def _ratchet(self, leaf: int, handshake: bool) -> HashRatchet:
+        r, update = self._lookup(leaf, handshake)
+        self.apply(update)
         return r
 
-    def _key_nonce(self, secret: bytes, generation: int) -> tuple[bytes, bytes]:
-        cs = self.cs
-        return (
-            cs.derive_tree_secret(secret, b"key", generation, cs.aead_key_length),
-            cs.derive_tree_secret(secret, b"nonce", generation, cs.aead_nonce_length),
-        )
-
-    def _step(self, secret: bytes, generation: int) -> bytes:
-        return self.cs.derive_tree_secret(secret, b"secret", generation, self.cs.hash_length)
+    def sending_key(self, leaf: int, handshake: bool) -> tuple[int, bytes, bytes, RatchetUpdate]:
+        """Key and nonce for sending: (generation, key, nonce, the change that
+        moves the ratchet on)."""
+        r, update = self._lookup(leaf, handshake)
+        gen = r.next_generation
+        key, nonce, secret = self.cs.ratchet_step(r.secret, gen)
+        update[1][(leaf, handshake)] = HashRatchet(gen + 1, secret, r.skipped)
+        return gen, key, nonce, update
 
     def next_key(self, leaf: int, handshake: bool) -> tuple[int, bytes, bytes]:
         """Key and nonce for sending: (generation, key, nonce); the ratchet moves on."""
-        r = self._ratchet(leaf, handshake)
-        gen = r.next_generation
-        key, nonce = self._key_nonce(r.secret, gen)
-        self._ratchets[(leaf, handshake)] = HashRatchet(
-            gen + 1, self._step(r.secret, gen), r.skipped)
+        gen, key, nonce, update = self.sending_key(leaf, handshake)
+        self.apply(update)
         return gen, key, nonce
 
-    def key_for(self, leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
-        """Key and nonce for receiving ``generation``; each is handed out once."""
-        r = self._ratchet(leaf, handshake)
+    def receiving_key(
+        self, leaf: int, handshake: bool, generation: int
+    ) -> tuple[bytes, bytes, RatchetUpdate]:
+        """Key and nonce for receiving ``generation``, and the change that consumes
+        them (each is handed out once) and keeps the keys of skipped generations."""
+        r = self._ratchets.get((leaf, handshake)) if 0 <= leaf < self.n_leaves else None
+        if r is not None and generation == r.next_generation:  # in order: the common case
+            key, nonce, secret = self.cs.ratchet_step(r.secret, generation)
+            return key, nonce, (None, {(leaf, handshake): HashRatchet(
+                generation + 1, secret, self._keep(r.skipped))})
+        r, update = self._lookup(leaf, handshake)
+        changes = update[1]
         if generation < r.next_generation:
             for i, (g, key, nonce) in enumerate(r.skipped):
                 if g == generation:
-                    self._ratchets[(leaf, handshake)] = HashRatchet(
+                    changes[(leaf, handshake)] = HashRatchet(
                         r.next_generation, r.secret, r.skipped[:i] + r.skipped[i + 1:])
-                    return key, nonce
+                    return key, nonce, update
             raise ReplayError(
                 f"generation {generation} of leaf {leaf} was already used or is too old (§9.2)")
         if generation - r.next_generation > self.config.max_forward_distance:
             raise ValidationError(
                 f"generation {generation} is beyond the maximum forward distance "
                 f"({self.config.max_forward_distance}, §9.2)")
-        skipped = list(r.skipped)
+        step = self.cs.ratchet_step
+        skipped = r.skipped
         secret, gen = r.secret, r.next_generation
-        while gen < generation:
-            skipped.append((gen, *self._key_nonce(secret, gen)))
-            secret = self._step(secret, gen)
-            gen += 1
-        key, nonce = self._key_nonce(secret, gen)
-        # Keep only the most recent skipped keys.
+        if gen < generation:
+            more = []
+            while gen < generation:
+                key, nonce, secret = step(secret, gen)
+                more.append((gen, key, nonce))
+                gen += 1
+            skipped = (*skipped, *more)
+        key, nonce, secret = step(secret, gen)
+        changes[(leaf, handshake)] = HashRatchet(gen + 1, secret, self._keep(skipped))
+        return key, nonce, update
+
+    def _keep(self, skipped: tuple[tuple[int, bytes, bytes], ...]
+              ) -> tuple[tuple[int, bytes, bytes], ...]:
+        """Only the most recent skipped keys are kept."""
         tolerance = self.config.out_of_order_tolerance
-        kept = tuple(skipped[-tolerance:]) if tolerance > 0 else ()
-        self._ratchets[(leaf, handshake)] = HashRatchet(gen + 1, self._step(secret, gen), kept)
+        return skipped[-tolerance:] if tolerance > 0 else ()
+
+    def key_for(self, leaf: int, handshake: bool, generation: int) -> tuple[bytes, bytes]:
+        """Key and nonce for receiving ``generation``; each is handed out once."""
+        key, nonce, update = self.receiving_key(leaf, handshake, generation)
+        self.apply(update)
         return key, nonce
 
     # -- persistence ----------------------------------------------------------------
@@ -206,7 +246,4 @@ def sender_data_key_nonce(
     cs: CipherSuite, sender_data_secret: bytes, ciphertext: bytes
 ) -> tuple[bytes, bytes]:
     """Key and nonce protecting SenderData (§6.3.2), from a ciphertext sample."""
-    sample = ciphertext[: cs.hash_length]
-    key = cs.expand_with_label(sender_data_secret, b"key", sample, cs.aead_key_length)
-    nonce = cs.expand_with_label(sender_data_secret, b"nonce", sample, cs.aead_nonce_length)
-    return key, nonce
+    return cs.sender_data_key_nonce(sender_data_secret, ciphertext)

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
@@ -228,14 +229,16 @@ def signature_ops() -> list[list[Any]]:
     return ops
 
 
-def run_pyodide_provider(ops: list[list[Any]]) -> list[list[Any]]:
+def run_pyodide_provider(ops: list[list[Any]], *, by_address: bool) -> list[list[Any]]:
+    """The outcomes under Pyodide, bytes passed by address (``by_address``, asserted to
+    be in use) or copied with ``to_js`` (the fallback)."""
     source = Path(provider_ops.__file__).read_text(encoding="utf-8")
     code = (
         f"{source}\n"
         "import json\n"
-        "from mls.crypto import default_provider\n"
-        "provider = default_provider()\n"
-        "assert provider.name == 'pyodide-js', provider.name\n"
+        "from mls.crypto.pyodide import PyodideProvider\n"
+        f"provider = PyodideProvider(by_address={by_address})\n"
+        f"assert provider.by_address is {by_address}\n"
         f"print(json.dumps(outcomes(provider, json.loads({json.dumps(ops)!r}))))\n"
     )
     proc = run_python(code, capture=True, timeout=300)
@@ -244,10 +247,11 @@ def run_pyodide_provider(ops: list[list[Any]]) -> list[list[Any]]:
     return result
 
 
-def test_pyodide_provider_matches_cpython() -> None:
+@pytest.mark.parametrize("by_address", [True, False], ids=["by-address", "to_js"])
+def test_pyodide_provider_matches_cpython(by_address: bool) -> None:
     ops = aead_ops() + kem_ops() + signature_ops()
     want = provider_ops.outcomes(CP, ops)
-    got = run_pyodide_provider(ops)
+    got = run_pyodide_provider(ops, by_address=by_address)
     assert len(got) == len(ops)
     mismatches = []
     for op, w, g in zip(ops, want, got, strict=True):
@@ -291,3 +295,58 @@ def test_differential_cases_cover_rejections() -> None:
         o for op, o in pairs if op[0] == "verify" and op[1] in NIST_KEM and o == ("bool", True)
     ]
     assert len(ecdsa_accepted) == 2 * len(NIST_KEM)  # the original and its other-S twin
+
+
+ZERO_COPY_EDGES = """
+import json
+from mls.crypto import AeadAlg, SignatureScheme
+from mls.crypto.pyodide import PyodideProvider
+import mls_crypto_js as js
+from pyodide.ffi import JsException
+
+p = PyodideProvider()
+assert p.by_address
+A, ED = AeadAlg.AES128GCM, SignatureScheme.ED25519
+key, nonce, aad, msg = bytes(range(16)), bytes(range(12)), b"aad", bytes(range(200))
+
+
+class Sub(bytes):
+    pass
+
+
+out = {"seal": p.aead_seal(A, key, nonce, aad, msg).hex()}
+# Other buffer types are copied to bytes first (and kept alive during the call).
+out["seal_views"] = p.aead_seal(
+    A, bytearray(key), memoryview(nonce), Sub(aad), memoryview(msg)[0:200]).hex()
+sign = p.signing_key(ED, bytes(range(32)))
+out["sign"] = sign(msg).hex()
+out["sign_views"] = sign(bytearray(msg)).hex()
+out["sign_empty"] = sign(b"").hex()
+# The memory grows (its old views detach): later calls read the new memory.
+big = bytes(96 << 20)
+out["seal_grown"] = p.aead_seal(A, key, nonce, aad, msg).hex()
+out["sign_grown"] = sign(msg).hex()
+del big
+# Addresses outside the memory are refused on the JS side, not read.
+try:
+    js.aead_seal_heap(1, 2**32 - 8, 16, 0, 12, 0, 0, 0, 0)
+    out["outside"] = "accepted"
+except JsException as e:
+    out["outside"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_by_address_edges() -> None:
+    """Bytes passed by address: other buffer types, a grown memory, addresses outside
+    the memory; the results are CPython's."""
+    proc = run_python(ZERO_COPY_EDGES, capture=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    key, nonce, msg = bytes(range(16)), bytes(range(12)), bytes(range(200))
+    seal = CP.aead_seal(AeadAlg.AES128GCM, key, nonce, b"aad", msg).hex()
+    sig = CP.sign(SignatureScheme.ED25519, bytes(range(32)), msg).hex()
+    assert out["seal"] == out["seal_views"] == out["seal_grown"] == seal
+    assert out["sign"] == out["sign_views"] == out["sign_grown"] == sig
+    assert out["sign_empty"] == CP.sign(SignatureScheme.ED25519, bytes(range(32)), b"").hex()
+    assert "outside the Python heap" in out["outside"]

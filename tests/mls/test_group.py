@@ -251,6 +251,10 @@ def test_external_pub_must_be_the_struct() -> None:
     (a,) = setup(1)
     st = a.state
     _, pub = external_key_pair(st.cs, st.keys.external_secret)
+    if pub[0] == 0x1F:
+        # A bare key starting with 31 reads as a whole ExternalPub of a 31-byte key,
+        # refused for its size instead (test_external_pub_key_of_the_wrong_size).
+        pub = b"\x20" + pub[1:]
     exts = (Extension(ExtensionType.RATCHET_TREE, st.tree.serialize()),
             Extension(ExtensionType.EXTERNAL_PUB, pub))
     gi = GroupInfo(st.context, exts, st.confirmation_tag, st.leaf_index).signed(

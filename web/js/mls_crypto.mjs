@@ -106,6 +106,59 @@ function packed(fn) {
   };
 }
 
+/**
+ * The by-address form of a primitive, for Pyodide: `(alg, addr0, len0, addr1, len1, ...)`
+ * where each pair locates one byte argument in Python's own WebAssembly memory (the
+ * bytes object's data, which Python keeps alive and unchanged during the call), so
+ * that Python need not copy them into new Uint8Arrays (`to_js`, slower than the AES-GCM
+ * of a short message). The arguments are copied here into a scratch buffer, each part
+ * 4-byte aligned, and the primitive gets views of it: noble runs measurably slower on
+ * views of the WebAssembly memory itself, and copies unaligned inputs. The scratch is
+ * zeroed after each call (it held keys); nothing keeps a view of it (noble and
+ * libsodium copy what they retain, `signer` copies or expands the key).
+ */
+function onHeap(fn, heap) {
+  return (alg, ...refs) => withArgs(fn.name, heap(), refs, (args) => fn(alg, ...args));
+}
+
+let scratch = new Uint8Array(4096);
+let scratchBusy = false;
+
+/** Runs `body` on views of the scratch buffer holding the arguments `refs` locate. */
+function withArgs(name, memory, refs, body) {
+  if (refs.length % 2 !== 0) throw new RangeError(`mls_crypto_js.${name}: expected address/length pairs`);
+  let size = 0;
+  for (let i = 0; i < refs.length; i += 2) {
+    const at = refs[i];
+    const n = refs[i + 1];
+    if (!Number.isInteger(at) || !Number.isInteger(n) || at < 0 || n < 0 || at + n > memory.length) {
+      throw new RangeError(`mls_crypto_js.${name}: argument outside the Python heap`);
+    }
+    size += (n + 3) & ~3;
+  }
+  // The primitives never call back into Python, so calls do not nest; if one ever did,
+  // it would get a buffer of its own instead of overwriting the outer call's arguments.
+  const own = !scratchBusy;
+  if (own && size > scratch.length) scratch = new Uint8Array(Math.max(size, 2 * scratch.length));
+  const buf = own ? scratch : new Uint8Array(size);
+  scratchBusy = true;
+  const args = [];
+  let to = 0;
+  for (let i = 0; i < refs.length; i += 2) {
+    const at = refs[i];
+    const n = refs[i + 1];
+    buf.set(memory.subarray(at, at + n), to);
+    args.push(buf.subarray(to, to + n));
+    to += (n + 3) & ~3;
+  }
+  try {
+    return body(args);
+  } finally {
+    buf.fill(0, 0, size);
+    if (own) scratchBusy = false;
+  }
+}
+
 /** Runs `fn`, mapping any exception raised by the library on bad input to undefined. */
 function attempt(fn) {
   try {
@@ -304,7 +357,8 @@ function makePrimitives() {
     }
   }
 
-  return Object.freeze({
+  const raw = { aeadSeal, aeadOpen, kemPublicKey, kemEncap, kemDecap, dh, dhWithPublic, signaturePublicKey, sign, verify, signer };
+  const exported = Object.freeze({
     aead_seal: checked(aeadSeal),
     aead_open: checked(aeadOpen),
     kem_public_key: checked(kemPublicKey),
@@ -317,12 +371,48 @@ function makePrimitives() {
     signer: checked(signer),
     aead_seal_packed: packed(aeadSeal),
     aead_open_packed: packed(aeadOpen),
+    kem_public_key_packed: packed(kemPublicKey),
+    kem_encap_packed: packed(kemEncap),
+    kem_decap_packed: packed(kemDecap),
+    dh_packed: packed(dh),
     dh_with_public_packed: packed(dhWithPublic),
+    signature_public_key_packed: packed(signaturePublicKey),
+    sign_packed: packed(sign),
     verify_packed: packed(verify),
   });
+  return { exported, raw: Object.freeze(raw) };
+}
+
+/**
+ * The by-address forms (`onHeap`) of every primitive over `heap()`, Python's memory as a
+ * Uint8Array (read at each call: the memory may have grown, detaching older views),
+ * and `heap_probe` for the Python side to check that addresses and memory agree
+ * before it relies on them.
+ */
+function heapPrimitives(raw, heap) {
+  function signerOnHeap(scheme, ...refs) {
+    const fn = withArgs("signer", heap(), refs, (args) => raw.signer(scheme, ...args));
+    if (fn === undefined) return undefined;
+    return (at, n) => withArgs("signer", heap(), [at, n], (args) => fn(...args));
+  }
+  return {
+    heap_probe: (at, n) => withArgs("heap_probe", heap(), [at, n], (args) => args[0].slice()),
+    aead_seal_heap: onHeap(raw.aeadSeal, heap),
+    aead_open_heap: onHeap(raw.aeadOpen, heap),
+    kem_public_key_heap: onHeap(raw.kemPublicKey, heap),
+    kem_encap_heap: onHeap(raw.kemEncap, heap),
+    kem_decap_heap: onHeap(raw.kemDecap, heap),
+    dh_heap: onHeap(raw.dh, heap),
+    dh_with_public_heap: onHeap(raw.dhWithPublic, heap),
+    signature_public_key_heap: onHeap(raw.signaturePublicKey, heap),
+    sign_heap: onHeap(raw.sign, heap),
+    verify_heap: onHeap(raw.verify, heap),
+    signer_heap: signerOnHeap,
+  };
 }
 
 let primitives;
+let rawPrimitives; // the unchecked functions, for heapPrimitives
 
 /**
  * Initializes the libraries (libsodium compiles its WebAssembly asynchronously) and
@@ -331,12 +421,20 @@ let primitives;
 export async function init() {
   if (primitives === undefined) {
     await sodium.ready;
-    primitives = makePrimitives();
+    ({ exported: primitives, raw: rawPrimitives } = makePrimitives());
   }
   return primitives;
 }
 
-/** Initializes the primitives and registers them in `pyodide` as MODULE_NAME. */
+/**
+ * Initializes the primitives and registers them in `pyodide` as MODULE_NAME, with
+ * their by-address forms over this instance's memory when Pyodide exposes it (its
+ * Emscripten module's HEAPU8; src/mls/crypto/pyodide.py checks them with
+ * `heap_probe` and otherwise uses the copying forms).
+ */
 export async function register(pyodide) {
-  pyodide.registerJsModule(MODULE_NAME, await init());
+  const base = await init();
+  const module = pyodide._module;
+  const heapForms = module?.HEAPU8 instanceof Uint8Array ? heapPrimitives(rawPrimitives, () => module.HEAPU8) : {};
+  pyodide.registerJsModule(MODULE_NAME, Object.freeze({ ...base, ...heapForms }));
 }

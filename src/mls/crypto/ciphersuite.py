@@ -8,12 +8,14 @@ the operations the protocol is written in: ``ExpandWithLabel``,
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 from ..codec import Writer, encode_varint
 from ..errors import CryptoError, PublicKeyError, UnsupportedError
+from .hashing import StdlibPrimitives, hmac_keyed
 from .hpke import Hpke
 from .kdf import hkdf_expand, hkdf_extract
 from .kem import (
@@ -32,6 +34,9 @@ from .kem import (
 from .provider import AeadAlg, CryptoProvider, HashAlg, KemAlg, SignatureScheme
 
 _LABEL_PREFIX = b"MLS 1.0 "
+#: How many ExpandWithLabel info prefixes a suite keeps (labels are the code's
+#: constants, but MLS-Exporter takes the caller's: the cache must stay bounded).
+_MAX_LABEL_PREFIXES = 64
 
 
 class CipherSuiteId(IntEnum):
@@ -133,16 +138,29 @@ _SIG_CURVE = {
 }
 
 
+#: ``opaque label<V>`` of the labels signed with, with the MLS prefix (read-only).
+_SIGN_LABELS = {label: encode_varint(len(_LABEL_PREFIX + label)) + _LABEL_PREFIX + label
+                for label in (b"FramedContentTBS", b"LeafNodeTBS", b"KeyPackageTBS",
+                              b"GroupInfoTBS")}
+
+
 def _label_struct(label: bytes, context: bytes) -> bytes:
     """``struct { opaque label<V>; opaque content<V>; }`` with the MLS prefix."""
-    full = _LABEL_PREFIX + label
-    return encode_varint(len(full)) + full + encode_varint(len(context)) + context
+    head = _SIGN_LABELS.get(label)
+    if head is None:
+        full = _LABEL_PREFIX + label
+        head = encode_varint(len(full)) + full
+    n = len(context)
+    return b"".join((head, bytes((n,)) if n < 0x40 else encode_varint(n), context))
 
 
 class CipherSuite:
     """One MLS cipher suite over one provider (RFC 9420 §5)."""
 
-    __slots__ = ("_signer", "hash_alg", "hpke", "id", "params", "provider")
+    __slots__ = ("_hmac", "_hmac_key", "_hmac_name", "_prefixes", "_sd_key", "_sd_prefixes",
+                 "_signer", "_tree_prefixes",
+                 "aead_key_length", "aead_nonce_length", "hash_alg", "hash_length", "hpke",
+                 "id", "params", "provider")
 
     def __init__(self, suite_id: int, provider: CryptoProvider) -> None:
         params = SUITES.get(suite_id)
@@ -152,27 +170,50 @@ class CipherSuite:
         self.params = params
         self.provider = provider
         self.hash_alg = params.hash
+        #: ``KDF.Nh``: the hash and KDF output length; the AEAD's ``Nk`` and ``Nn``.
+        self.hash_length: int = params.hash.digest_size
+        self.aead_key_length: int = params.aead.key_size
+        self.aead_nonce_length: int = params.aead.nonce_size
         self.hpke = Hpke(provider, params.kem, params.hash, params.aead)
         # The last private key signed with, loaded: a group signs with one key.
         self._signer: tuple[bytes, Callable[[bytes], bytes]] | None = None
+        # HMAC(key, data, name): the standard library's straight away when the
+        # provider uses it unchanged (every KDF call of every message goes here),
+        # else through the provider.
+        # A key that MACs several messages is prepared once (hmac_keyed) with the
+        # standard library, else each MAC goes through the provider too.
+        self._hmac_name = params.hash.hashlib_name
+        self._hmac: Callable[[bytes, bytes, str], bytes]
+        self._hmac_key: Callable[[bytes], Callable[[bytes], bytes]]
+        stdlib_hmac: object = StdlibPrimitives.hmac
+        alg = params.hash
+        if type(provider).hmac is stdlib_hmac:
+            self._hmac = hmac.digest
+            self._hmac_key = hmac_keyed(alg)
+        else:
+            self._hmac = lambda key, data, _name: provider.hmac(alg, key, data)
+            self._hmac_key = lambda key: lambda data: provider.hmac(alg, key, data)
+        # The sender data secret of the last message and its prepared MAC: every
+        # message of an epoch derives its sender data key and nonce from it.
+        self._sd_key: tuple[bytes, Callable[[bytes], bytes]] | None = None
+        # ExpandWithLabel's info up to the context, by (label, length) (§5.1).
+        self._prefixes: dict[tuple[bytes, int], bytes] = {}
+        # DeriveTreeSecret's info up to the generation (its 4-byte context), for
+        # the secret-tree ratchet's "key", "nonce" and "secret" (§9).
+        self._tree_prefixes = tuple(
+            self._prefix(label, n) + b"\x04" for label, n in (
+                (b"key", self.aead_key_length), (b"nonce", self.aead_nonce_length),
+                (b"secret", self.hash_length)))
+        # ExpandWithLabel's info up to the ciphertext sample (Nh bytes) for the
+        # sender data key and nonce (§6.3.2).
+        nh = encode_varint(self.hash_length)
+        self._sd_prefixes = (self._prefix(b"key", self.aead_key_length) + nh,
+                             self._prefix(b"nonce", self.aead_nonce_length) + nh)
 
     def __repr__(self) -> str:
         return f"CipherSuite({suite_name(self.id)}, provider={self.provider.name})"
 
     # -- sizes ---------------------------------------------------------------
-    @property
-    def hash_length(self) -> int:
-        """``KDF.Nh``: the hash and KDF output length."""
-        return self.hash_alg.digest_size
-
-    @property
-    def aead_key_length(self) -> int:
-        return self.params.aead.key_size
-
-    @property
-    def aead_nonce_length(self) -> int:
-        return self.params.aead.nonce_size
-
     @property
     def signature_scheme(self) -> SignatureScheme:
         return self.params.signature
@@ -186,18 +227,63 @@ class CipherSuite:
 
     def mac(self, key: bytes, data: bytes) -> bytes:
         """MAC = HMAC with the suite's hash (RFC 9420 §5.1)."""
-        return self.provider.hmac(self.hash_alg, key, data)
+        return self._hmac(key, data, self._hmac_name)
 
     def extract(self, salt: bytes, ikm: bytes) -> bytes:
         return hkdf_extract(self.provider, self.hash_alg, salt, ikm)
 
     def expand(self, prk: bytes, info: bytes, length: int) -> bytes:
+        if length <= self.hash_length:  # one block: T(1) = HMAC(PRK, info || 0x01)
+            return self._hmac(prk, info + b"\x01", self._hmac_name)[:length]
         return hkdf_expand(self.provider, self.hash_alg, prk, info, length)
+
+    def _prefix(self, label: bytes, length: int) -> bytes:
+        """``KDFLabel`` up to its context: ``uint16 length; opaque label<V>`` (§5.1)."""
+        pre = self._prefixes.get((label, length))
+        if pre is None:
+            full = _LABEL_PREFIX + label
+            pre = length.to_bytes(2, "big") + encode_varint(len(full)) + full
+            if len(self._prefixes) < _MAX_LABEL_PREFIXES:
+                self._prefixes[(label, length)] = pre
+        return pre
 
     def expand_with_label(self, secret: bytes, label: bytes, context: bytes, length: int) -> bytes:
         """ExpandWithLabel (RFC 9420 §5.1)."""
-        info = length.to_bytes(2, "big") + _label_struct(label, context)
+        n = len(context)
+        info = (self._prefix(label, length) + (bytes((n,)) if n < 0x40 else encode_varint(n))
+                + context)
         return self.expand(secret, info, length)
+
+    def sender_data_key_nonce(self, sender_data_secret: bytes, ciphertext: bytes
+                              ) -> tuple[bytes, bytes]:
+        """Key and nonce protecting SenderData (§6.3.2): ExpandWithLabel of the
+        sender data secret with "key" and "nonce", the ciphertext sample as context."""
+        sample = ciphertext[:self.hash_length]
+        if len(sample) < self.hash_length:  # a ciphertext too short to make a full sample
+            return (self.expand_with_label(sender_data_secret, b"key", sample,
+                                           self.aead_key_length),
+                    self.expand_with_label(sender_data_secret, b"nonce", sample,
+                                           self.aead_nonce_length))
+        pk, pn = self._sd_prefixes
+        ctx = sample + b"\x01"  # the context, then HKDF's counter
+        prepared = self._sd_key
+        # Identity, not equality: no comparison of secret bytes; a group state
+        # hands over the same bytes object for every message of the epoch.
+        if prepared is None or prepared[0] is not sender_data_secret:
+            prepared = (sender_data_secret, self._hmac_key(sender_data_secret))
+            self._sd_key = prepared
+        mac = prepared[1]
+        return mac(pk + ctx)[:self.aead_key_length], mac(pn + ctx)[:self.aead_nonce_length]
+
+    def ratchet_step(self, secret: bytes, generation: int) -> tuple[bytes, bytes, bytes]:
+        """One step of a secret-tree hash ratchet (RFC 9420 §9.1): this generation's
+        key and nonce, and the next generation's ratchet secret, each
+        ``DeriveTreeSecret(secret, label, generation, length)``."""
+        pk, pn, ps = self._tree_prefixes
+        ctx = generation.to_bytes(4, "big") + b"\x01"  # the context, then HKDF's counter
+        mac = self._hmac_key(secret)
+        return (mac(pk + ctx)[:self.aead_key_length], mac(pn + ctx)[:self.aead_nonce_length],
+                mac(ps + ctx))
 
     def derive_secret(self, secret: bytes, label: bytes) -> bytes:
         """DeriveSecret (RFC 9420 §5.1)."""
@@ -207,7 +293,8 @@ class CipherSuite:
         self, secret: bytes, label: bytes, generation: int, length: int
     ) -> bytes:
         """DeriveTreeSecret (RFC 9420 §9)."""
-        return self.expand_with_label(secret, label, generation.to_bytes(4, "big"), length)
+        return self.expand(secret, self._prefix(label, length) + b"\x04"
+                           + generation.to_bytes(4, "big"), length)
 
     def ref_hash(self, label: bytes, value: bytes) -> bytes:
         """RefHash (RFC 9420 §5.2); ``label`` is used as given."""

@@ -9,6 +9,15 @@ primitive, no awaiting. Hashes, HMAC and randomness stay in Python (``hashlib``,
 ``hmac`` and ``os.urandom``, which Emscripten backs with
 ``crypto.getRandomValues``): a crossing costs more than hashing a few hundred bytes.
 
+Byte arguments cross by address when the JS side offers it (``*_heap`` forms): the
+call passes the address and length of each ``bytes`` object's data in Pyodide's
+WebAssembly memory, and JS copies them from that memory into a scratch buffer of its
+own for the call. A ``to_js`` copy per call cost more than the AES-GCM of a short
+message (a Uint8Array built through the FFI, against a memcpy in JS). The provider
+checks at construction that an address and the memory agree (``heap_probe``) and
+otherwise falls back to one ``to_js`` copy of the arguments concatenated (``*_packed``
+forms).
+
 Length checks happen here, before crossing, with the CPython provider's messages
 (one deliberate difference: AEAD nonces must be 12 bytes, ``Nn`` of every MLS AEAD,
 where ``cryptography`` lets AES-GCM take others); the JS side reports any other
@@ -56,6 +65,9 @@ _MLKEM_SEED_LEN = 64
 _MLKEM_SS_LEN = 32
 _MLKEM_EK_LEN = {KemAlg.MLKEM768: 1184, KemAlg.MLKEM1024: 1568}
 _MLKEM_CT_LEN = {KemAlg.MLKEM768: 1088, KemAlg.MLKEM1024: 1568}
+#: Offset of a ``bytes`` object's data from its address (``id``) in CPython, whose
+#: objects never move: ``ob_sval`` ends the fixed part, followed by its NUL terminator.
+_BYTES_DATA = bytes.__basicsize__ - 1
 
 
 def _private_key(alg: _Alg, private_key: bytes) -> bytes:
@@ -73,6 +85,14 @@ def _private_key(alg: _Alg, private_key: bytes) -> bytes:
     if not 0 < len(private_key) <= size:
         raise CryptoError(f"{curve} private key must be {size} bytes")
     return private_key.rjust(size, b"\0")
+
+
+def _signature(scheme: SignatureScheme, result: Any) -> bytes:
+    """A JS signer's result as bytes (``None``: the key was refused)."""
+    if result is None:
+        raise _invalid_private_key(scheme)
+    out: bytes = result.to_bytes()
+    return out
 
 
 def _invalid_private_key(alg: _Alg) -> CryptoError:
@@ -102,8 +122,24 @@ def _load_js() -> tuple[Any, Any]:
     return js, ffi.to_js
 
 
+def _heap_agrees(js: Any) -> bool:
+    """Whether the JS side reads a bytes object's data at the address computed here."""
+    probe = getattr(js, "heap_probe", None)
+    if probe is None:  # registered without Pyodide's memory
+        return False
+    sample = bytes(range(256)) * 2
+    try:
+        seen = probe(id(sample) + _BYTES_DATA, len(sample))
+    except Exception:  # noqa: BLE001 - a JS RangeError: the address is outside the memory
+        return False
+    return bytes(seen.to_bytes()) == sample
+
+
 class PyodideProvider(StdlibPrimitives):
-    """:class:`~mls.crypto.provider.CryptoProvider` over JS libraries, for Pyodide."""
+    """:class:`~mls.crypto.provider.CryptoProvider` over JS libraries, for Pyodide.
+
+    ``by_address=False`` forces the copying forms (for tests of that fallback).
+    """
 
     name = "pyodide-js"
 
@@ -120,41 +156,51 @@ class PyodideProvider(StdlibPrimitives):
         "_signer",
         "_to_js",
         "_verify",
+        "by_address",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, by_address: bool = True) -> None:
         js, to_js = _load_js()
-        # Bound once: each attribute lookup on a JS object is itself an FFI crossing.
         self._to_js = to_js
-        # The packed forms take the byte arguments as one array: each to_js is a copy
-        # and a crossing of its own, costing more than the concatenation.
-        self._aead_seal = js.aead_seal_packed
-        self._aead_open = js.aead_open_packed
-        self._kem_public_key = js.kem_public_key
-        self._kem_encap = js.kem_encap
-        self._kem_decap = js.kem_decap
-        self._dh = js.dh
-        self._dh_with_public = js.dh_with_public_packed
-        self._signature_public_key = js.signature_public_key
-        self._sign = js.sign
-        self._signer = js.signer
-        self._verify = js.verify_packed
+        self.by_address = by_address and _heap_agrees(js)
+        suffix = "_heap" if self.by_address else "_packed"
+
+        def form(stem: str) -> Any:
+            return getattr(js, stem + suffix)
+
+        # Bound once: each attribute lookup on a JS object is itself an FFI crossing.
+        self._aead_seal = form("aead_seal")
+        self._aead_open = form("aead_open")
+        self._kem_public_key = form("kem_public_key")
+        self._kem_encap = form("kem_encap")
+        self._kem_decap = form("kem_decap")
+        self._dh = form("dh")
+        self._dh_with_public = form("dh_with_public")
+        self._signature_public_key = form("signature_public_key")
+        self._sign = form("sign")
+        self._verify = form("verify")
+        self._signer = js.signer_heap if self.by_address else js.signer
+
+    def _cross(self, fn: Any, alg: int, args: tuple[bytes, ...]) -> Any:
+        """One crossing with the byte arguments as the JS form takes them: the address
+        and length of each object's data (by address), or one ``to_js`` copy of their
+        concatenation followed by the lengths of all but the last."""
+        if not self.by_address:
+            return fn(alg, self._to_js(b"".join(args)), *[len(a) for a in args[:-1]])
+        refs: list[int] = []
+        held = []  # converted arguments: alive, so unmoved and unfreed, until return
+        for arg in args:
+            data = arg
+            if type(data) is not bytes:  # only the layout of bytes exactly is known
+                data = bytes(data)
+                held.append(data)
+            refs += (id(data) + _BYTES_DATA, len(data))
+        return fn(alg, *refs)
 
     def _call(self, fn: Any, alg: int, *args: bytes) -> bytes | None:
-        """One crossing: bytes go over as fresh Uint8Arrays (``to_js`` copies, so no
-        PyProxy is created and none needs destroying); the Uint8Array result comes back
-        as a JsProxy, freed with its last Python reference."""
-        to_js = self._to_js
-        result = fn(alg, *[to_js(a) for a in args])
-        if result is None:
-            return None
-        out: bytes = result.to_bytes()
-        return out
-
-    def _call_packed(self, fn: Any, alg: int, *args: bytes) -> bytes | None:
-        """Like :meth:`_call` with the arguments concatenated into one array, followed
-        by the lengths of all but the last (the JS side splits them into views)."""
-        result = fn(alg, self._to_js(b"".join(args)), *[len(a) for a in args[:-1]])
+        """:meth:`_cross`; the Uint8Array result comes back as a JsProxy, copied to
+        bytes and freed with its last Python reference (no PyProxy is ever created)."""
+        result = self._cross(fn, alg, args)
         if result is None:
             return None
         out: bytes = result.to_bytes()
@@ -172,7 +218,7 @@ class PyodideProvider(StdlibPrimitives):
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, plaintext: bytes
     ) -> bytes:
         self._check_aead(alg, key, nonce)
-        out = self._call_packed(self._aead_seal, alg.value, key, nonce, aad, plaintext)
+        out = self._call(self._aead_seal, alg.value, key, nonce, aad, plaintext)
         if out is None:
             raise CryptoError(f"{alg.name} encryption failed")
         return out
@@ -181,7 +227,7 @@ class PyodideProvider(StdlibPrimitives):
         self, alg: AeadAlg, key: bytes, nonce: bytes, aad: bytes, ciphertext: bytes
     ) -> bytes:
         self._check_aead(alg, key, nonce)
-        out = self._call_packed(self._aead_open, alg.value, key, nonce, aad, ciphertext)
+        out = self._call(self._aead_open, alg.value, key, nonce, aad, ciphertext)
         if out is None:
             raise DecryptionError("AEAD authentication failed")
         return out
@@ -248,7 +294,7 @@ class PyodideProvider(StdlibPrimitives):
                 raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         elif not _is_uncompressed_point(kem, public_key):
             raise CryptoError(f"{_NIST[kem][0]} public key must be an uncompressed point")
-        out = self._call_packed(self._dh_with_public, kem.value, private_key, public_key)
+        out = self._call(self._dh_with_public, kem.value, private_key, public_key)
         if out is None:  # invalid point or scalar, low-order point, all-zero output
             raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         own = raw if raw is not None else 1 + 2 * _NIST[kem][1]
@@ -275,27 +321,34 @@ class PyodideProvider(StdlibPrimitives):
         """The key is checked and loaded once (for Ed25519, its expanded form), like the
         CPython provider's: an invalid key raises here, not at the first signature."""
         key = _private_key(scheme, private_key)
-        to_js = self._to_js
-        fn = self._signer(scheme.value, to_js(key))
+        if self.by_address:
+            key = bytes(key)
+            fn = self._signer(scheme.value, id(key) + _BYTES_DATA, len(key))
+        else:
+            fn = self._signer(scheme.value, self._to_js(key))
         if fn is None:
             raise _invalid_private_key(scheme)
+        return self._sign_with(scheme, fn)
+
+    def _sign_with(self, scheme: SignatureScheme, fn: Any) -> Callable[[bytes], bytes]:
+        """The signing function over the JS signer ``fn`` (of the by-address form, taking
+        the message's address and length, or of the copying form, a Uint8Array)."""
+        to_js = self._to_js
+
+        def sign_copying(message: bytes) -> bytes:
+            return _signature(scheme, fn(to_js(message)))
 
         def sign(message: bytes) -> bytes:
-            result = fn(to_js(message))
-            if result is None:
-                raise _invalid_private_key(scheme)
-            out: bytes = result.to_bytes()
-            return out
+            if type(message) is not bytes:  # only the layout of bytes exactly is known
+                message = bytes(message)
+            return _signature(scheme, fn(id(message) + _BYTES_DATA, len(message)))
 
-        return sign
+        return sign if self.by_address else sign_copying
 
     def verify(
         self, scheme: SignatureScheme, public_key: bytes, message: bytes, signature: bytes
     ) -> bool:
         if scheme in _NIST and not _is_uncompressed_point(scheme, public_key):
             return False
-        ok = self._verify(
-            scheme.value, self._to_js(public_key + message + signature),
-            len(public_key), len(message),
-        )
+        ok = self._cross(self._verify, scheme.value, (public_key, message, signature))
         return ok is True

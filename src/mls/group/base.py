@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..credentials import Credential
 from ..crypto import CipherSuite
@@ -176,7 +177,13 @@ class GroupBase:
         pc = st.pending_commit
         if pc is None:
             raise PendingCommitError("no pending commit to merge")
-        self._state = pc.next_state.evolve(last_own_commit=st.cs.hash(pc.message))
+        # The epoch we leave is kept with its secret tree as it is now, not as it
+        # was when the commit was made: keys of messages received meanwhile are
+        # used up (§9.2), so those messages cannot be accepted a second time.
+        nxt = pc.next_state
+        past = tuple(replace(p, secret_tree=st.secret_tree) if p.context.epoch == st.epoch
+                     else p for p in nxt.past_epochs)
+        self._state = nxt.evolve(past_epochs=past, last_own_commit=st.cs.hash(pc.message))
 
     def clear_pending_commit(self) -> None:
         """Another commit won the epoch: forget ours (the epoch goes on)."""

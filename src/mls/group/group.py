@@ -157,12 +157,12 @@ class Group(Receiver):
     def encrypt(self, plaintext: bytes, authenticated_data: bytes = b"") -> bytes:
         """An application message as a PrivateMessage (§6.3)."""
         st = self._require_active()
-        ac = self._frame(st, ContentType.APPLICATION, plaintext, authenticated_data,
-                         WireFormat.PRIVATE_MESSAGE)
-        tree = st.secret_tree.copy()
-        out = self._protect(st, ac, tree)
-        self._state = st.evolve(secret_tree=tree)
-        return out
+        block = self.config.padding_block
+        # The ratchet moves on in place once the message is made (§6.3).
+        return pm.encrypt_application(
+            st.cs, st.context, st.leaf_index, st.signature_priv, st.secret_tree,
+            st.keys.sender_data_secret, plaintext, authenticated_data,
+            (-len(plaintext)) % block if block > 1 else 0)
 
     def propose(self, proposal: Proposal, authenticated_data: bytes = b"") -> bytes:
         """Send a proposal; it is kept for our own commits by reference."""

@@ -32,11 +32,12 @@ from ..framing import (
     ContentType,
     Sender,
     SenderType,
+    WireFormat,
 )
 from ..group_context import GroupContext
 from ..key_schedule import external_key_pair
 from ..leaf_node import LeafNodeSource
-from ..message import MLSMessage
+from ..message import Body, MLSMessage
 from ..private_message import PrivateMessage
 from ..proposals import (
     Add,
@@ -69,14 +70,19 @@ from .validation import (
     proposal_sender_allowed,
 )
 
+_APPLICATION = ContentType.APPLICATION
 _CT_NAME = {ContentType.APPLICATION: "application", ContentType.PROPOSAL: "proposal",
             ContentType.COMMIT: "commit"}
 
 
-def _as_message(data: bytes | MLSMessage) -> tuple[MLSMessage, bytes]:
+def _as_message(data: bytes | MLSMessage) -> tuple[Body, WireFormat, bytes]:
+    """The message's body and wire format, and its encoding."""
     if isinstance(data, MLSMessage):
-        return data, data.serialize()
-    return MLSMessage.deserialize(data), bytes(data)
+        return data.body, data.wire_format, data.serialize()
+    if type(data) is bytes and (body := pm.parse_private_message(data)) is not None:
+        return body, WireFormat.PRIVATE_MESSAGE, data  # the common case, read at once
+    msg = MLSMessage.deserialize(data)
+    return msg.body, msg.wire_format, bytes(data)
 
 class Receiver(GroupBase):
     """Message processing for :class:`~mls.group.Group`."""
@@ -92,24 +98,26 @@ class Receiver(GroupBase):
         :class:`OwnMessage`. Raises an :class:`~mls.errors.MLSError` and
         changes nothing when the message is invalid.
         """
-        msg, raw = _as_message(data)
+        body, wire_format, raw = _as_message(data)
         st = self._state
-        body = msg.body
-        if not isinstance(body, PublicMessage | PrivateMessage):
-            raise ValidationError(f"a {msg.wire_format.name} is not a group message")
-        group_id = body.content.group_id if isinstance(body, PublicMessage) else body.group_id
-        epoch = body.content.epoch if isinstance(body, PublicMessage) else body.epoch
-        if not hmac.compare_digest(group_id, st.context.group_id):
+        if isinstance(body, PrivateMessage):
+            group_id, epoch = body.group_id, body.epoch
+        elif isinstance(body, PublicMessage):
+            group_id, epoch = body.content.group_id, body.content.epoch
+        else:
+            raise ValidationError(f"a {wire_format.name} is not a group message")
+        ctx = st.context
+        if not hmac.compare_digest(group_id, ctx.group_id):
             raise ValidationError("message is for another group (§6.1)")
         pc = st.pending_commit
         if pc is not None and raw == pc.message:
             self.merge_pending_commit()
             return CommitMessage(Sender.member(st.leaf_index), None, pc.next_state.epoch,
                                  own=True)
-        if epoch + 1 == st.epoch and st.last_own_commit and hmac.compare_digest(
+        if epoch + 1 == ctx.epoch and st.last_own_commit and hmac.compare_digest(
                 st.cs.hash(raw), st.last_own_commit):
             return OwnMessage(epoch, "commit")
-        if st.status != Status.ACTIVE and epoch >= st.epoch:
+        if st.status != Status.ACTIVE and epoch >= ctx.epoch:
             self._require_active()
         if isinstance(body, PrivateMessage):
             return self._process_private(st, body)
@@ -117,35 +125,40 @@ class Receiver(GroupBase):
 
     def _process_private(self, st: GroupState, msg: PrivateMessage) -> Processed:
         cs = st.cs
-        if msg.epoch == st.epoch:
-            ctx, tree, sds = st.context, st.secret_tree.copy(), st.keys.sender_data_secret
-
-            def member(leaf: int) -> tuple[bytes, Credential] | None:
-                node = st.tree.leaf(leaf)
-                return (node.signature_key, node.credential) if node is not None else None
+        past = None
+        if msg.epoch == st.context.epoch:
+            ctx, tree, sds = st.context, st.secret_tree, st.keys.sender_data_secret
         else:
             past = next((p for p in st.past_epochs if p.context.epoch == msg.epoch), None)
             if past is None or msg.content_type != ContentType.APPLICATION:
                 rule = "§15.3" if msg.content_type == ContentType.APPLICATION else "§12.4.2"
                 raise EpochError(
                     f"message for epoch {msg.epoch}, group is at epoch {st.epoch} ({rule})")
-            ctx, tree, sds = past.context, past.secret_tree.copy(), past.sender_data_secret
-            member = past.member
+            ctx, tree, sds = past.context, past.secret_tree, past.sender_data_secret
         sd = pm.decrypt_sender_data(cs, msg, sds)
-        if sd.leaf_index == st.leaf_index:
+        if sd.leaf_index == st.private.leaf_index:
             return OwnMessage(msg.epoch, _CT_NAME[msg.content_type])
-        sender = member(sd.leaf_index)
+        if past is None:
+            node = st.tree.leaf(sd.leaf_index)
+            sender = (node.signature_key, node.credential) if node is not None else None
+        else:
+            sender = past.member(sd.leaf_index)
         if sender is None:
             raise ValidationError(f"sender leaf {sd.leaf_index} is not a member (§6.3.2)")
-        ac = pm.decrypt(cs, msg, tree, sds, sd)
-        if not ac.verify(cs, sender[0], ctx):
+        # The secret tree changes (the key is consumed) only once the message is accepted.
+        opened = pm.open_content(cs, msg, tree, sd)
+        if not opened.verify(cs, sender[0], ctx):
             raise SignatureError("PrivateMessage signature is invalid (§6.1)")
-        if msg.epoch != st.epoch:
-            new_past = tuple(replace(p, secret_tree=tree) if p.context.epoch == msg.epoch else p
-                             for p in st.past_epochs)
-            self._state = st.evolve(past_epochs=new_past)
-            return self._application(ac, ctx.epoch, sender[1])
-        return self._dispatch(st.evolve(secret_tree=tree), ac, sender[1])
+        if msg.content_type == _APPLICATION:
+            # Accepted: the key is used up in place, in this epoch's tree or a past one's.
+            tree.apply(opened.update)
+            assert isinstance(opened.content, bytes)
+            return ApplicationMessage(sd.leaf_index, sender[1], opened.content,
+                                      msg.authenticated_data, ctx.epoch)
+        tree = tree.copy()  # a handshake message: its proposal or commit may still fail
+        tree.apply(opened.update)
+        return self._dispatch(st.evolve(secret_tree=tree),
+                              pm.authenticated_content(msg, sd, opened), sender[1])
 
     def _process_public(self, st: GroupState, msg: PublicMessage) -> Processed:
         cs = st.cs
