@@ -1,6 +1,6 @@
 """This library against OpenMLS 0.9.2, side by side (issue 13 §4-5), suite 1.
 
-    .venv/bin/python bench/bench_vs_openmls.py [--sizes 2 10 100 1000] [--large] [--reps 5]
+    .venv/bin/python bench/bench_vs_openmls.py [--sizes 2 10 100 1000] [--large] [--reps 9] [--runs 3]
 
 OpenMLS is timed inside Rust by ``bench/openmls`` (the ``openmls`` crate with
 its RustCrypto provider, release build, cached under ``~/.cache`` by
@@ -177,12 +177,28 @@ def fmt(v: float) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def table(rows: list[tuple[int, dict[str, float], dict[str, float]]]) -> str:
+Row = tuple[int, dict[str, float], dict[str, float], dict[str, float]]
+
+
+def combine(runs: list[tuple[dict[str, float], dict[str, float]]]
+            ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Several side-by-side runs of one N: each side's median per key, and the
+    median of the per-run ratios (each run's two sides saw the same load)."""
+    keys = [k for k in runs[0][0] if isinstance(runs[0][0][k], int | float)]
+    o = {k: statistics.median(r[0][k] for r in runs) for k in keys}
+    p = {k: statistics.median(r[1][k] for r in runs) for k in runs[0][1]
+         if isinstance(runs[0][1][k], int | float)}
+    ratio = {k: statistics.median(r[1][k] / r[0][k] for r in runs)
+             for k in keys if k in p and all(r[0][k] for r in runs)}
+    return o, p, ratio
+
+
+def table(rows: list[Row]) -> str:
     """Markdown: per operation and N, OpenMLS / Python and the ratio Python/OpenMLS."""
-    head = "| operation | " + " | ".join(f"N={n}" for n, _, _ in rows) + " |"
+    head = "| operation | " + " | ".join(f"N={n}" for n, _, _, _ in rows) + " |"
     lines = [head, "|---" * (len(rows) + 1) + "|"]
     for key, label, unit in OPS:
-        cells = [f"{fmt(o[key])} / {fmt(p[key])} ({p[key] / o[key]:.2f}x)" for _, o, p in rows]
+        cells = [f"{fmt(o[key])} / {fmt(p[key])} ({q[key]:.2f}x)" for _, o, p, q in rows]
         lines.append(f"| {label} ({unit}) | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Cells: OpenMLS / Python (Python/OpenMLS). Group building, once per N:")
@@ -190,13 +206,14 @@ def table(rows: list[tuple[int, dict[str, float], dict[str, float]]]) -> str:
     lines.append(head)
     lines.append("|---" * (len(rows) + 1) + "|")
     for key, label in SCALE:
-        cells = [f"{fmt(o[key])} / {fmt(p[key])} ({p[key] / o[key]:.2f}x)" for _, o, p in rows]
+        cells = [f"{fmt(o[key])} / {fmt(p[key])} ({q[key]:.2f}x)" for _, o, p, q in rows]
         lines.append(f"| {label} (ms) | " + " | ".join(cells) + " |")
-    cells = [f"{o['peak_rss_kib'] / 1024:.0f} / {p['peak_rss_kib'] / 1024:.0f}" for _, o, p in rows]
+    cells = [f"{o['peak_rss_kib'] / 1024:.0f} / {p['peak_rss_kib'] / 1024:.0f}"
+             for _, o, p, _ in rows]
     lines.append("| peak RSS (MiB) | " + " | ".join(cells) + " |")
-    if any("py_heap_peak_MiB" in p for _, _, p in rows):
+    if any("py_heap_peak_MiB" in p for _, _, p, _ in rows):
         cells = [f"{p['py_heap_peak_MiB']:.0f}" if "py_heap_peak_MiB" in p else "-"
-                 for _, _, p in rows]
+                 for _, _, p, _ in rows]
         lines.append("| Python heap peak while building (MiB, tracemalloc) | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -209,6 +226,9 @@ def main() -> None:
     ap.add_argument("--large", action="store_true", help="also N = 10,000 (minutes)")
     ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--large-reps", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1,
+                    help="side-by-side runs per N, alternating; cells are medians over runs "
+                         "and ratios the median of the per-run ratios")
     ap.add_argument("--trace", action="store_true",
                     help="also a separate Python run per N under tracemalloc (heap peak)")
     ap.add_argument("--wall", action="store_true",
@@ -227,16 +247,18 @@ def main() -> None:
         return
     binary = args.openmls_bin or openmls_binary()
     sizes = list(args.sizes) + ([10_000] if args.large else [])
-    rows = []
+    rows: list[Row] = []
+    raw = []
     for n in sizes:
         reps = args.large_reps if n >= 10_000 else args.reps
-        o = run_openmls(binary, n, reps, args.wall)
-        p = run_python(n, reps, args.trace, args.wall)
-        rows.append((n, o, p))
+        runs = [(run_openmls(binary, n, reps, args.wall),
+                 run_python(n, reps, args.trace, args.wall))
+                for _ in range(1 if n >= 10_000 else args.runs)]
+        rows.append((n, *combine(runs)))
+        raw.append({"n": n, "runs": [{"openmls": o, "python": p} for o, p in runs]})
         print(f"N={n}: done", file=sys.stderr, flush=True)
     if args.json:
-        args.json.write_text(json.dumps([{"n": n, "openmls": o, "python": p}
-                                         for n, o, p in rows], indent=1))
+        args.json.write_text(json.dumps(raw, indent=1))
     print(table(rows))
 
 
