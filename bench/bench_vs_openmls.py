@@ -1,6 +1,7 @@
 """This library against OpenMLS 0.9.2, side by side (issue 13 §4-5), suite 1.
 
-    .venv/bin/python bench/bench_vs_openmls.py [--sizes 2 10 100 1000] [--large] [--reps 9] [--runs 3]
+    .venv/bin/python bench/bench_vs_openmls.py [--sizes 2 10 100 1000] [--large]
+        [--reps 9] [--runs 3]
 
 OpenMLS is timed inside Rust by ``bench/openmls`` (the ``openmls`` crate with
 its RustCrypto provider, release build, cached under ``~/.cache`` by
