@@ -35,10 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser tests' server and Chromium set-up
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.bench_pyodide import _build, _ready_times  # noqa: E402
+from bench.bench_pyodide import selfcheck_page  # noqa: E402
 from bench.group_ops import STEPS, GroupSteps, per_op, sequence  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-from tests.browser.harness import DIST, OriginGuard, launch_chromium, serve  # noqa: E402
 
 from mls.crypto.cpython import CPythonProvider  # noqa: E402
 
@@ -78,54 +76,40 @@ class Samples:
 def run(sizes: list[int], reps: int) -> list[tuple[int, Result, Result]]:
     """Both runtimes, each step alternating between them so that both see the same
     machine load."""
-    _build()
     rows = []
-    with serve(DIST) as origin, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            context = browser.new_context()
-            guard = OriginGuard(context, origin)
-            page = context.new_page()
-            page.set_default_timeout(1_800_000)
-            page.goto(f"{origin}/selfcheck.html")
-            _ready_times(page)
-            cdp = context.new_cdp_session(page)
-            cdp.send("Performance.enable")
+    with selfcheck_page() as (context, page):
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
 
-            def thread_time() -> float:
-                metrics = cdp.send("Performance.getMetrics")["metrics"]
-                return float(next(m["value"] for m in metrics if m["name"] == "ThreadTime"))
+        def thread_time() -> float:
+            metrics = cdp.send("Performance.getMetrics")["metrics"]
+            return float(next(m["value"] for m in metrics if m["name"] == "ThreadTime"))
 
-            def call(step: str) -> float:
-                return float(page.evaluate("(s) => globalThis.__steps[s]()", step))
+        def call(step: str) -> float:
+            return float(page.evaluate("(s) => globalThis.__steps[s]()", step))
 
+        page.evaluate(
+            "async (code) => { const py = await globalThis.mlsPython;"
+            " py.runPython(code); globalThis.__benchPy = py; }",
+            OPS.read_text(encoding="utf-8"),
+        )
+        for n in sizes:
             page.evaluate(
-                "async (code) => { const py = await globalThis.mlsPython;"
-                " py.runPython(code); globalThis.__benchPy = py; }",
-                OPS.read_text(encoding="utf-8"),
+                "(n) => { const py = globalThis.__benchPy;"
+                " py.runPython('from mls.crypto import default_provider\\n'"
+                " + 'assert default_provider().name == \"pyodide-js\"\\n'"
+                " + `_b = GroupSteps(default_provider(), ${n})`);"
+                " globalThis.__steps = py.globals.get('_b'); }",
+                n,
             )
-            for n in sizes:
-                page.evaluate(
-                    "(n) => { const py = globalThis.__benchPy;"
-                    " py.runPython('from mls.crypto import default_provider\\n'"
-                    " + 'assert default_provider().name == \"pyodide-js\"\\n'"
-                    " + `_b = GroupSteps(default_provider(), ${n})`);"
-                    " globalThis.__steps = py.globals.get('_b'); }",
-                    n,
-                )
-                local = GroupSteps(CPythonProvider(), n)
-                cpython = Samples(functools.partial(_local_step, local), time.process_time)
-                chromium = Samples(call, thread_time)
-                for step in sequence(reps):
-                    cpython.step(step)
-                    chromium.step(step)
-                rows.append((n, cpython.result(), chromium.result()))
-                print(f"  n={n} done", file=sys.stderr, flush=True)
-            context.close()
-            if guard.offsite:
-                sys.exit(f"requests left the origin: {guard.offsite}")
-        finally:
-            browser.close()
+            local = GroupSteps(CPythonProvider(), n)
+            cpython = Samples(functools.partial(_local_step, local), time.process_time)
+            chromium = Samples(call, thread_time)
+            for step in sequence(reps):
+                cpython.step(step)
+                chromium.step(step)
+            rows.append((n, cpython.result(), chromium.result()))
+            print(f"  n={n} done", file=sys.stderr, flush=True)
     return rows
 
 

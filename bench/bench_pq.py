@@ -22,10 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser tests' server and Chromium set-up
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench.bench_pyodide import _build, _ready_times  # noqa: E402
+from bench.bench_pyodide import selfcheck_page  # noqa: E402
 from bench.pq_ops import measure  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-from tests.browser.harness import DIST, OriginGuard, launch_chromium, serve  # noqa: E402
 
 from mls.crypto import SUITES  # noqa: E402
 from mls.crypto.cpython import CPythonProvider  # noqa: E402
@@ -39,37 +37,23 @@ def run_cpython(suites: list[int], sizes: list[int]) -> list[dict[str, Any]]:
 
 
 def run_chromium(suites: list[int], sizes: list[int]) -> list[dict[str, Any]]:
-    _build()
     source = OPS.read_text(encoding="utf-8")
     results = []
-    with serve(DIST) as origin, sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            context = browser.new_context()
-            guard = OriginGuard(context, origin)
-            page = context.new_page()
-            page.set_default_timeout(1_800_000)
-            page.goto(f"{origin}/selfcheck.html")
-            _ready_times(page)
-            page.evaluate(
-                "async (code) => (await globalThis.mlsPython).runPython(code)", source
-            )
-            for n in sizes:
-                for s in suites:
-                    code = (
-                        "import json\nfrom mls.crypto import default_provider\n"
-                        f"json.dumps(measure(default_provider(), {s}, {n}, "
-                        f"{3 if n < 1000 else 1}))"
-                    )
-                    results.append(json.loads(page.evaluate(
-                        "async (code) => (await globalThis.mlsPython).runPython(code)", code
-                    )))
-                    print(f"  chromium: suite {s:#06x} n={n} done", file=sys.stderr)
-            context.close()
-            if guard.offsite:
-                sys.exit(f"requests left the origin: {guard.offsite}")
-        finally:
-            browser.close()
+    with selfcheck_page() as (_context, page):
+        page.evaluate(
+            "async (code) => (await globalThis.mlsPython).runPython(code)", source
+        )
+        for n in sizes:
+            for s in suites:
+                code = (
+                    "import json\nfrom mls.crypto import default_provider\n"
+                    f"json.dumps(measure(default_provider(), {s}, {n}, "
+                    f"{3 if n < 1000 else 1}))"
+                )
+                results.append(json.loads(page.evaluate(
+                    "async (code) => (await globalThis.mlsPython).runPython(code)", code
+                )))
+                print(f"  chromium: suite {s:#06x} n={n} done", file=sys.stderr)
     return results
 
 

@@ -23,13 +23,15 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the browser tests' server and Chromium set-up
 
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import BrowserContext, Page, sync_playwright  # noqa: E402
 from tests.browser.harness import CHROMIUM, DIST, OriginGuard, launch_chromium, serve  # noqa: E402
 
 OPS_PY = r"""
@@ -114,6 +116,29 @@ def _ready_times(page: Page) -> dict[str, float]:
         "Object.fromEntries(performance.getEntriesByType('mark').map((m) => [m.name, m.startTime]))"
     )
     return {"pyodide": marks["mls:pyodide-loaded"], "ready": marks["mls:ready"]}
+
+
+@contextmanager
+def selfcheck_page() -> Iterator[tuple[BrowserContext, Page]]:
+    """The bundle built and served, ``selfcheck.html`` open and ready in headless
+    Chromium (one context, no step timeout); on leaving, the run fails if a request
+    left the origin."""
+    _build()
+    with serve(DIST) as origin, sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            context = browser.new_context()
+            guard = OriginGuard(context, origin)
+            page = context.new_page()
+            page.set_default_timeout(1_800_000)
+            page.goto(f"{origin}/selfcheck.html")
+            _ready_times(page)
+            yield context, page
+            context.close()
+            if guard.offsite:
+                sys.exit(f"requests left the origin: {guard.offsite}")
+        finally:
+            browser.close()
 
 
 def run(runs: int) -> dict[str, Any]:

@@ -287,6 +287,20 @@ def encode_list(w: Writer, items: Iterable[Encodable]) -> None:
     w.opaque(inner.getvalue())
 
 
+def keep_encoding(obj: object, slot: str, write: Callable[[Writer], None]) -> bytes:
+    """What ``write`` writes, made once and kept in ``slot`` of the frozen ``obj``.
+
+    For encodings that go into several hashes and signatures (a TBS, a tree hash
+    input, the GroupContext of every FramedContentTBS): the slot is a non-compared
+    dataclass field, so ``replace`` starts a copy without it. Callers test the slot
+    first; this is the miss."""
+    w = Writer()
+    write(w)
+    data = w.getvalue()
+    object.__setattr__(obj, slot, data)
+    return data
+
+
 def write_opaque(w: Writer, data: bytes) -> None:
     """Item writer for ``opaque x<V>`` elements of vectors."""
     w.opaque(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, keep_encoding
 from .commit import Commit
 from .crypto import CipherSuite
 from .errors import DecodeError
@@ -130,17 +130,15 @@ class FramedContent(Struct):
     def encoding(self) -> bytes:
         """The encoding, made once."""
         data = self._encoded
-        if data is None:
-            inner = Writer()
-            inner.opaque(self.group_id)
-            inner.u64(self.epoch)
-            self.sender.encode(inner)
-            inner.opaque(self.authenticated_data)
-            inner.u8(self.content_type)
-            encode_content(inner, self.content_type, self.content)
-            data = inner.getvalue()
-            object.__setattr__(self, "_encoded", data)
-        return data
+        return data if data is not None else keep_encoding(self, "_encoded", self._write)
+
+    def _write(self, w: Writer) -> None:
+        w.opaque(self.group_id)
+        w.u64(self.epoch)
+        self.sender.encode(w)
+        w.opaque(self.authenticated_data)
+        w.u8(self.content_type)
+        encode_content(w, self.content_type, self.content)
 
     @classmethod
     def decode(cls, r: Reader) -> FramedContent:

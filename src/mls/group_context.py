@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, keep_encoding
 from .extensions import Extension, read_extensions, write_extensions
 
 
@@ -25,12 +25,7 @@ class GroupContext(Struct):
 
     def encode(self, w: Writer) -> None:
         data = self._encoded
-        if data is None:
-            inner = Writer()
-            self._write(inner)
-            data = inner.getvalue()
-            object.__setattr__(self, "_encoded", data)
-        w.write(data)
+        w.write(data if data is not None else keep_encoding(self, "_encoded", self._write))
 
     def _write(self, w: Writer) -> None:
         w.u16(self.version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, keep_encoding
 from .crypto import CipherSuite
 from .extensions import Extension, read_extensions, write_extensions
 from .group_context import GroupContext
@@ -46,13 +46,9 @@ class GroupInfo(Struct):
         return gi
 
     def tbs(self) -> bytes:
+        """``GroupInfoTBS`` (§12.4.3), encoded once."""
         t = self._tbs
-        if t is None:
-            w = Writer()
-            self._encode_tbs(w)
-            t = w.getvalue()
-            object.__setattr__(self, "_tbs", t)
-        return t
+        return t if t is not None else keep_encoding(self, "_tbs", self._encode_tbs)
 
     def signed(self, cs: CipherSuite, signature_priv: bytes) -> GroupInfo:
         return replace(self, signature=cs.sign_with_label(signature_priv, b"GroupInfoTBS",

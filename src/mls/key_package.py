@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, keep_encoding
 from .crypto import CipherSuite
 from .errors import SignatureError, ValidationError
 from .extensions import (
@@ -58,12 +58,7 @@ class KeyPackage(Struct):
     def tbs(self) -> bytes:
         """``KeyPackageTBS`` (§10), encoded once."""
         t = self._tbs
-        if t is None:
-            w = Writer()
-            self._encode_tbs(w)
-            t = w.getvalue()
-            object.__setattr__(self, "_tbs", t)
-        return t
+        return t if t is not None else keep_encoding(self, "_tbs", self._encode_tbs)
 
     def signed(self, cs: CipherSuite, signature_priv: bytes) -> KeyPackage:
         tbs = self.tbs()

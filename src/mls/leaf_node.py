@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
-from .codec import Reader, Struct, Writer
+from .codec import Reader, Struct, Writer, keep_encoding
 from .credentials import Credential
 from .crypto import CipherSuite
 from .errors import DecodeError, ValidationError
@@ -109,12 +109,7 @@ class LeafNode(Struct):
     def content_bytes(self) -> bytes:
         """The leaf's encoding without its signature (shared by LeafNodeTBS, §7.2)."""
         c = self._content
-        if c is None:
-            w = Writer()
-            self._write_content(w)
-            c = w.getvalue()
-            object.__setattr__(self, "_content", c)
-        return c
+        return c if c is not None else keep_encoding(self, "_content", self._write_content)
 
     def _write_content(self, w: Writer) -> None:
         w.opaque(self.encryption_key)

@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .codec import Reader, Struct, Writer, read_u32, write_u32
+from .codec import Reader, Struct, Writer, keep_encoding, read_u32, write_u32
 from .credentials import Credential, CredentialType
 from .errors import DecodeError
 from .extensions import Extension
@@ -32,14 +32,12 @@ class ParentNode(Struct):
     def to_bytes(self) -> bytes:
         """The ``ParentNode`` encoding (cached)."""
         e = self._encoding
-        if e is None:
-            w = Writer()
-            w.opaque(self.encryption_key)
-            w.opaque(self.parent_hash)
-            w.vector(self.unmerged_leaves, write_u32)
-            e = w.getvalue()
-            object.__setattr__(self, "_encoding", e)
-        return e
+        return e if e is not None else keep_encoding(self, "_encoding", self._write)
+
+    def _write(self, w: Writer) -> None:
+        w.opaque(self.encryption_key)
+        w.opaque(self.parent_hash)
+        w.vector(self.unmerged_leaves, write_u32)
 
     def encode(self, w: Writer) -> None:
         w.write(self.to_bytes())

@@ -9,7 +9,7 @@ from dataclasses import replace
 from mls.errors import ValidationError
 from mls.extensions import Extension
 from mls.group import Group, KeyPackageBundle
-from mls.leaf_node import LeafNodeSource
+from mls.leaf_node import LeafNode, LeafNodeSource
 from mls.nodes import ParentNode
 from mls.proposals import Add, Remove
 from mls.ratchet_tree import RatchetTree
@@ -90,16 +90,23 @@ def test_leaf_in_a_parent_slot_on_join() -> None:
     assert f.join_from_welcome_(welcome, bundle).epoch == a.epoch
 
 
-def test_duplicate_signature_key_on_join() -> None:
-    # c's leaf carries a's signature key, signed with a's key: valid but for the duplicate.
+def _a_adds_b_and_c() -> tuple[Group, KeyPackageBundle, KeyPackageBundle, bytes, LeafNode]:
+    """a adds b (leaf 1) and c (leaf 2) without a path: a, b's and c's bundles, the
+    Welcome, and a's leaf."""
     (a,) = f.make_group(1)
-    cs = a.cipher_suite
-    b, c = f.key_package(cs, b"b/1"), f.key_package(cs, b"c/1")
+    b, c = f.key_package(a.cipher_suite, b"b/1"), f.key_package(a.cipher_suite, b"c/1")
     out = a.commit([Add(b.key_package), Add(c.key_package)], force_path=False)
     a.merge_pending_commit()
     assert out.welcome is not None
     a_leaf = a.member(0)
     assert a_leaf is not None
+    return a, b, c, out.welcome, a_leaf
+
+
+def test_duplicate_signature_key_on_join() -> None:
+    # c's leaf carries a's signature key, signed with a's key: valid but for the duplicate.
+    a, b, _c, welcome, a_leaf = _a_adds_b_and_c()
+    cs = a.cipher_suite
 
     def c_copies_a_signature_key(t: RatchetTree) -> RatchetTree:
         leaf = t.leaf(2)
@@ -107,18 +114,12 @@ def test_duplicate_signature_key_on_join() -> None:
         return f.set_node(t, 4, f.resign_leaf(cs, leaf, a.state.signature_priv,
                                               signature_key=a_leaf.signature_key))
 
-    rejected_join(out.welcome, b, a, c_copies_a_signature_key, "§7.3", "duplicates")
+    rejected_join(welcome, b, a, c_copies_a_signature_key, "§7.3", "duplicates")
 
 
 def test_duplicate_keys_on_join() -> None:
-    (a,) = f.make_group(1)
+    a, b, c, welcome, a_leaf = _a_adds_b_and_c()
     cs = a.cipher_suite
-    b, c = f.key_package(cs, b"b/1"), f.key_package(cs, b"c/1")
-    out = a.commit([Add(b.key_package), Add(c.key_package)], force_path=False)
-    a.merge_pending_commit()
-    assert out.welcome is not None
-    a_leaf = a.member(0)
-    assert a_leaf is not None
 
     def c_copies_a_key(t: RatchetTree) -> RatchetTree:
         leaf = t.leaf(2)
@@ -126,7 +127,7 @@ def test_duplicate_keys_on_join() -> None:
         return f.set_node(t, 4, f.resign_leaf(cs, leaf, c.signature_priv,
                                               encryption_key=a_leaf.encryption_key))
 
-    rejected_join(out.welcome, b, a, c_copies_a_key, "§7.3", "duplicates")
+    rejected_join(welcome, b, a, c_copies_a_key, "§7.3", "duplicates")
 
 
 def unmerged_scenario() -> tuple[Group, bytes, KeyPackageBundle]:

@@ -268,6 +268,11 @@ class PyodideProvider(StdlibPrimitives):
         return out
 
     def dh(self, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:
+        return self._key_agreement(self._dh, kem, private_key, public_key)
+
+    def _key_agreement(self, fn: Any, kem: KemAlg, private_key: bytes, public_key: bytes) -> bytes:
+        """A DH form of the JS side (``dh`` or ``dh_with_public``), after the checks and
+        with the errors of :meth:`dh`."""
         private_key = _private_key(kem, private_key)
         raw = _RAW_LEN.get(kem)
         if raw is not None:
@@ -275,7 +280,7 @@ class PyodideProvider(StdlibPrimitives):
                 raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         elif not _is_uncompressed_point(kem, public_key):
             raise CryptoError(f"{_NIST[kem][0]} public key must be an uncompressed point")
-        out = self._call(self._dh, kem.value, private_key, public_key)
+        out = self._call(fn, kem.value, private_key, public_key)
         if out is None:  # invalid point or scalar, low-order point, all-zero output
             raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         return out
@@ -287,16 +292,8 @@ class PyodideProvider(StdlibPrimitives):
         and errors (a private key :meth:`dh` accepts always has a public key)."""
         if kem.is_mlkem:
             return self.dh(kem, private_key, public_key), self.kem_public_key(kem, private_key)
-        private_key = _private_key(kem, private_key)
+        out = self._key_agreement(self._dh_with_public, kem, private_key, public_key)
         raw = _RAW_LEN.get(kem)
-        if raw is not None:
-            if len(public_key) != raw:
-                raise CryptoError(f"{kem.name} key agreement failed: invalid key")
-        elif not _is_uncompressed_point(kem, public_key):
-            raise CryptoError(f"{_NIST[kem][0]} public key must be an uncompressed point")
-        out = self._call(self._dh_with_public, kem.value, private_key, public_key)
-        if out is None:  # invalid point or scalar, low-order point, all-zero output
-            raise CryptoError(f"{kem.name} key agreement failed: invalid key")
         own = raw if raw is not None else 1 + 2 * _NIST[kem][1]
         return out[:-own], out[-own:]
 
